@@ -1,0 +1,1 @@
+"""State and aggregate maths of the contract: pure, no I/O, no clock reads."""
