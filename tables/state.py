@@ -1,0 +1,430 @@
+"""Lifecycle state and measurements of one input partition (contract sections 4-6).
+
+``PartitionState.apply`` takes a decoded event that passed the stateless and
+clock checks and either rejects it (duplicate, ``unknown_entity``,
+``out_of_order``) or updates the entity and adds its measurement to exactly
+one *cell*: the finest grain ``(bucket, queue, channel, agent)``. Scopes
+(all / queue / channel / agent) are rolled up from cells later, when a
+snapshot is built (:mod:`tables.rollup`), not per event.
+
+Replay runs one ``PartitionState`` over the whole file; the live worker runs
+one per Kafka partition (events of one entity share a key, so a partition).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+from typing import Any, Final
+
+from tables import aggregate as A
+from tables import sketch
+from tables.events import (
+    FUTURE_TS,
+    OUT_OF_ORDER,
+    TOO_LATE,
+    UNKNOWN_ENTITY,
+    ContactAbandoned,
+    ContactAnswered,
+    ContactClosed,
+    ContactOffered,
+    Event,
+    SurveyResponse,
+    SurveySent,
+    TicketOpened,
+    TicketReopened,
+    TicketReplied,
+    TicketResolved,
+)
+from tables.windows import MINUTE_US, US
+
+DUPLICATE: Final = "duplicate"
+NO_AGENT: Final = ""
+
+# Contact and ticket status codes.
+WAITING, ANSWERED, ABANDONED, CLOSED = range(4)
+OPEN, RESOLVED = range(2)
+
+CellKey = tuple[int, str, str, str]
+
+
+@dataclass(frozen=True)
+class Config:
+    """The contract's tunables, in engine units (microseconds)."""
+
+    windows: tuple[tuple[str, int], ...] = (("5m", 5), ("15m", 15), ("1h", 60), ("24h", 1440))
+    retention_us: int = 86_400 * US
+    skew_us: int = 300 * US
+    sl_threshold_us: int = 20 * US
+    open_ttl_us: int = 7 * 86_400 * US
+
+    @classmethod
+    def from_settings(cls, s: Any) -> Config:
+        return cls(
+            windows=tuple(s.window_minutes.items()),
+            retention_us=s.retention_seconds * US,
+            skew_us=s.skew_seconds * US,
+            sl_threshold_us=round(s.sl_threshold_seconds * US),
+            open_ttl_us=s.open_entity_ttl_seconds * US,
+        )
+
+    @property
+    def largest_window(self) -> int:
+        return max(m for _, m in self.windows)
+
+
+def time_reason(ts_us: int, clock_us: int | None, cfg: Config, check_future: bool) -> str | None:
+    """``too_late`` / ``future_ts`` against the clock *before* the event."""
+    if clock_us is None:
+        return None
+    if ts_us < clock_us - cfg.retention_us:
+        return TOO_LATE
+    if check_future and ts_us > clock_us + cfg.skew_us:
+        return FUTURE_TS
+    return None
+
+
+class Contact:
+    __slots__ = ("queue", "channel", "offered", "answered", "agent", "status", "last")
+
+    def __init__(self, queue: str, channel: str, offered: int) -> None:
+        self.queue = queue
+        self.channel = channel
+        self.offered = offered
+        self.answered = 0
+        self.agent = NO_AGENT
+        self.status = WAITING
+        self.last = offered
+
+    def to_wire(self) -> list[Any]:
+        return [self.queue, self.channel, self.offered, self.answered, self.agent, self.status,
+                self.last]
+
+    @classmethod
+    def from_wire(cls, w: list[Any]) -> Contact:
+        c = cls(w[0], w[1], w[2])
+        c.answered, c.agent, c.status, c.last = w[3], w[4], w[5], w[6]
+        return c
+
+
+class Ticket:
+    __slots__ = ("queue", "channel", "opened", "replied", "status", "last")
+
+    def __init__(self, queue: str, channel: str, opened: int) -> None:
+        self.queue = queue
+        self.channel = channel
+        self.opened = opened
+        self.replied = False
+        self.status = OPEN
+        self.last = opened
+
+    def to_wire(self) -> list[Any]:
+        return [self.queue, self.channel, self.opened, self.replied, self.status, self.last]
+
+    @classmethod
+    def from_wire(cls, w: list[Any]) -> Ticket:
+        t = cls(w[0], w[1], w[2])
+        t.replied, t.status, t.last = w[3], w[4], w[5]
+        return t
+
+
+class PartitionState:
+    """Entities, seen event ids, pending measurement cells and rejection counts."""
+
+    def __init__(self, cfg: Config) -> None:
+        self.cfg = cfg
+        self.contacts: dict[str, Contact] = {}
+        self.tickets: dict[str, Ticket] = {}
+        self.waiting: dict[str, Contact] = {}
+        self.open_tickets: dict[tuple[str, str], int] = {}
+        #: event_id -> event time (us); insertion order is roughly time order, which expiry uses.
+        self.seen: dict[str, int] = {}
+        #: measurements not yet rolled up: cell -> aggregate delta.
+        self.cells: dict[CellKey, A.Agg] = {}
+        self.rejected: dict[str, int] = {}
+        self.duplicates = 0
+        #: (finish time, "c"/"t", id) in finish order, for forgetting finished entities.
+        self.finished: deque[tuple[int, str, str]] = deque()
+        #: keys of entities changed since the last ``take_dirty`` (for changelogs).
+        self.dirty: set[tuple[str, str]] | None = None
+        self._last_ttl_scan = 0
+        self._handlers = {
+            ContactOffered: self._offered,
+            ContactAnswered: self._answered,
+            ContactAbandoned: self._abandoned,
+            ContactClosed: self._closed,
+            TicketOpened: self._opened,
+            TicketReplied: self._replied,
+            TicketResolved: self._resolved,
+            TicketReopened: self._reopened,
+            SurveySent: self._sent,
+            SurveyResponse: self._response,
+        }
+
+    # --- entry points ---------------------------------------------------------------------------
+    def reject(self, reason: str) -> None:
+        self.rejected[reason] = self.rejected.get(reason, 0) + 1
+
+    def apply(self, ev: Event, ts: int, clock: int) -> str | None:
+        """Duplicate and lifecycle checks, then state + measurement. Returns the
+        rejection reason (or ``DUPLICATE``), None when counted."""
+        eid = ev.event_id
+        prev = self.seen.get(eid)
+        if prev is not None and prev >= clock - self.cfg.retention_us:
+            self.duplicates += 1
+            return DUPLICATE
+        # Recorded before the lifecycle checks: a redelivered message is a duplicate
+        # whatever the first copy's fate was (contract: "a repeated event_id").
+        self.seen[eid] = ts
+        reason: str | None = self._handlers[type(ev)](ev, ts, clock)
+        if reason is not None:
+            self.reject(reason)
+        return reason
+
+    def _cell(self, ts: int, queue: str, channel: str, agent: str) -> A.Agg:
+        key = (ts // MINUTE_US, queue, channel, agent)
+        cell = self.cells.get(key)
+        if cell is None:
+            cell = self.cells[key] = A.initialize()
+        return cell
+
+    def take_cells(self) -> dict[CellKey, A.Agg]:
+        cells, self.cells = self.cells, {}
+        return cells
+
+    # --- lookups (entities forgotten per the contract behave as never seen) ---------------------
+    def _contact(self, cid: str, clock: int) -> Contact | None:
+        c = self.contacts.get(cid)
+        if c is None:
+            return None
+        if c.status >= ABANDONED:
+            return c if c.last >= clock - self.cfg.retention_us else None
+        return c if c.last >= clock - self.cfg.open_ttl_us else None
+
+    def _ticket(self, tid: str, clock: int) -> Ticket | None:
+        t = self.tickets.get(tid)
+        if t is None:
+            return None
+        limit = self.cfg.retention_us if t.status == RESOLVED else self.cfg.open_ttl_us
+        return t if t.last >= clock - limit else None
+
+    def _touch(self, kind: str, key: str) -> None:
+        if self.dirty is not None:
+            self.dirty.add((kind, key))
+
+    # --- contacts -------------------------------------------------------------------------------
+    def _offered(self, ev: ContactOffered, ts: int, clock: int) -> str | None:
+        cid = ev.contact_id
+        old = self._contact(cid, clock)
+        if old is not None:
+            if ts < old.last:
+                return OUT_OF_ORDER
+            self.waiting.pop(cid, None)  # offered again: a new life for the same id
+        c = self.contacts[cid] = Contact(ev.queue, ev.channel, ts)
+        self.waiting[cid] = c
+        self._touch("c", cid)
+        self._cell(ts, ev.queue, ev.channel, NO_AGENT)[A.OFFERED] += 1
+        return None
+
+    def _answered(self, ev: ContactAnswered, ts: int, clock: int) -> str | None:
+        cid = ev.contact_id
+        c = self._contact(cid, clock)
+        if c is None or c.status != WAITING:
+            return UNKNOWN_ENTITY
+        if ts < c.last:
+            return OUT_OF_ORDER
+        c.status, c.answered, c.agent, c.last = ANSWERED, ts, ev.agent_id, ts
+        del self.waiting[cid]
+        self._touch("c", cid)
+        wait = ts - c.offered
+        cell = self._cell(ts, c.queue, c.channel, ev.agent_id)
+        cell[A.ANSWERED] += 1
+        cell[A.WAIT_SUM] += wait
+        if wait <= self.cfg.sl_threshold_us:
+            cell[A.WITHIN_SL] += 1
+        sketch.add(cell[A.WAIT_SK], wait / US)
+        return None
+
+    def _abandoned(self, ev: ContactAbandoned, ts: int, clock: int) -> str | None:
+        cid = ev.contact_id
+        c = self._contact(cid, clock)
+        if c is None or c.status != WAITING:
+            return UNKNOWN_ENTITY
+        if ts < c.last:
+            return OUT_OF_ORDER
+        c.status, c.last = ABANDONED, ts
+        del self.waiting[cid]
+        self.finished.append((ts, "c", cid))
+        self._touch("c", cid)
+        self._cell(ts, c.queue, c.channel, NO_AGENT)[A.ABANDONED] += 1
+        return None
+
+    def _closed(self, ev: ContactClosed, ts: int, clock: int) -> str | None:
+        cid = ev.contact_id
+        c = self._contact(cid, clock)
+        if c is None or c.status != ANSWERED:
+            return UNKNOWN_ENTITY
+        if ts < c.last:
+            return OUT_OF_ORDER
+        c.status, c.last = CLOSED, ts
+        self.finished.append((ts, "c", cid))
+        self._touch("c", cid)
+        cell = self._cell(ts, c.queue, c.channel, ev.agent_id or c.agent)
+        cell[A.CLOSED] += 1
+        cell[A.HANDLE_SUM] += ts - c.answered
+        return None
+
+    # --- tickets --------------------------------------------------------------------------------
+    def _open_delta(self, t: Ticket, delta: int) -> None:
+        key = (t.queue, t.channel)
+        left = self.open_tickets.get(key, 0) + delta
+        if left:
+            self.open_tickets[key] = left
+        else:
+            self.open_tickets.pop(key, None)
+
+    def _opened(self, ev: TicketOpened, ts: int, clock: int) -> str | None:
+        tid = ev.ticket_id
+        old = self._ticket(tid, clock)
+        if old is not None:
+            if ts < old.last:
+                return OUT_OF_ORDER
+            if old.status == OPEN:  # opened again: a new life for the same id
+                self._open_delta(old, -1)
+        t = self.tickets[tid] = Ticket(ev.queue, ev.channel, ts)
+        self._open_delta(t, +1)
+        self._touch("t", tid)
+        self._cell(ts, ev.queue, ev.channel, NO_AGENT)[A.OPENED] += 1
+        return None
+
+    def _replied(self, ev: TicketReplied, ts: int, clock: int) -> str | None:
+        tid = ev.ticket_id
+        t = self._ticket(tid, clock)
+        if t is None or t.status != OPEN:
+            return UNKNOWN_ENTITY
+        if ts < t.last:
+            return OUT_OF_ORDER
+        t.last = ts
+        self._touch("t", tid)
+        if not t.replied:  # only the first reply in the ticket's life is measured
+            t.replied = True
+            cell = self._cell(ts, t.queue, t.channel, ev.agent_id)
+            cell[A.FIRST_REPLIES] += 1
+            cell[A.FIRST_REPLY_SUM] += ts - t.opened
+        return None
+
+    def _resolved(self, ev: TicketResolved, ts: int, clock: int) -> str | None:
+        tid = ev.ticket_id
+        t = self._ticket(tid, clock)
+        if t is None or t.status != OPEN:
+            return UNKNOWN_ENTITY
+        if ts < t.last:
+            return OUT_OF_ORDER
+        t.status, t.last = RESOLVED, ts
+        self._open_delta(t, -1)
+        self.finished.append((ts, "t", tid))
+        self._touch("t", tid)
+        cell = self._cell(ts, t.queue, t.channel, ev.agent_id or NO_AGENT)
+        cell[A.RESOLVED] += 1
+        took = ts - t.opened  # from the original opening, reopenings included
+        cell[A.RESOLUTION_SUM] += took
+        sketch.add(cell[A.RES_SK], took / US)
+        if ev.contacts == 1:
+            cell[A.FCR] += 1
+        return None
+
+    def _reopened(self, ev: TicketReopened, ts: int, clock: int) -> str | None:
+        tid = ev.ticket_id
+        t = self._ticket(tid, clock)
+        if t is None or t.status != RESOLVED:
+            return UNKNOWN_ENTITY
+        if ts < t.last:
+            return OUT_OF_ORDER
+        t.status, t.last = OPEN, ts
+        self._open_delta(t, +1)
+        self._touch("t", tid)
+        self._cell(ts, t.queue, t.channel, NO_AGENT)[A.REOPENED] += 1
+        return None
+
+    # --- surveys (no lifecycle) -----------------------------------------------------------------
+    def _sent(self, ev: SurveySent, ts: int, clock: int) -> str | None:
+        # An agent on survey_sent is not a measurement of the agent (section 7: sent is 0).
+        self._cell(ts, ev.queue, ev.channel, NO_AGENT)[A.SENT] += 1
+        return None
+
+    def _response(self, ev: SurveyResponse, ts: int, clock: int) -> str | None:
+        cell = self._cell(ts, ev.queue, ev.channel, ev.agent_id or NO_AGENT)
+        score = ev.score
+        if ev.kind == "csat":
+            cell[A.CSAT_N] += 1
+            if score >= 4:
+                cell[A.CSAT_GOOD] += 1
+        elif ev.kind == "nps":
+            cell[A.NPS_N] += 1
+            if score >= 9:
+                cell[A.NPS_PRO] += 1
+            elif score <= 6:
+                cell[A.NPS_DET] += 1
+        else:
+            cell[A.CES_N] += 1
+            cell[A.CES_SUM] += score
+        return None
+
+    # --- live state and expiry ------------------------------------------------------------------
+    def live_state(self, clock: int) -> dict[str, list[Any]]:
+        """scope -> [waiting, oldest offered ts or None, open tickets] (``now`` rows)."""
+        out: dict[str, list[Any]] = {}
+
+        def slot(scope: str) -> list[Any]:
+            s = out.get(scope)
+            if s is None:
+                s = out[scope] = [0, None, 0]
+            return s
+
+        horizon = clock - self.cfg.open_ttl_us
+        for c in self.waiting.values():
+            if c.last < horizon:
+                continue
+            for scope in ("all", "queue:" + c.queue, "channel:" + c.channel):
+                s = slot(scope)
+                s[0] += 1
+                if s[1] is None or c.offered < s[1]:
+                    s[1] = c.offered
+        for (queue, channel), n in self.open_tickets.items():
+            for scope in ("all", "queue:" + queue, "channel:" + channel):
+                slot(scope)[2] += n
+        return out
+
+    def expire(self, clock: int) -> None:
+        """Forget what the contract lets us forget, so memory stays flat."""
+        cutoff = clock - self.cfg.retention_us
+        fin = self.finished
+        while fin and fin[0][0] < cutoff:
+            when, kind, key = fin.popleft()
+            store: dict[str, Any] = self.contacts if kind == "c" else self.tickets
+            ent = store.get(key)
+            # Only if it is still that same finished life (a ticket may be reopened).
+            if ent is not None and ent.last == when and (
+                ent.status >= ABANDONED if kind == "c" else ent.status == RESOLVED
+            ):
+                del store[key]
+                self._touch(kind, key)
+        dead = []
+        for eid, ts in self.seen.items():
+            if ts >= cutoff:
+                break
+            dead.append(eid)
+        for eid in dead:
+            del self.seen[eid]
+        if clock - self._last_ttl_scan >= 3600 * US:
+            self._last_ttl_scan = clock
+            self._drop_idle(clock - self.cfg.open_ttl_us)
+
+    def _drop_idle(self, horizon: int) -> None:
+        for cid in [k for k, c in self.contacts.items() if c.status < ABANDONED and c.last < horizon]:
+            self.waiting.pop(cid, None)
+            del self.contacts[cid]
+            self._touch("c", cid)
+        for tid in [k for k, t in self.tickets.items() if t.status == OPEN and t.last < horizon]:
+            self._open_delta(self.tickets.pop(tid), -1)
+            self._touch("t", tid)
