@@ -1,8 +1,8 @@
-"""Roll-up of cells to scopes, and rolling windows over minute buckets.
+"""Rolling windows over minute buckets, and the roll-up of cells to scopes.
 
-Per event only one *cell* ``(bucket, queue, channel, agent)`` is touched
-(:mod:`tables.state`). Here cells are folded into per-minute, per-scope
-aggregates, and each window keeps a running sum per scope for the minute the
+Per event only one *cell* ``(queue, channel, agent)`` of one minute bucket is
+touched (:mod:`tables.state`). Cells are folded in here in batches: into the
+minute store, and into a running sum per window and cell for the minute the
 clock is in. When the clock moves on, the minutes that leave a window are
 subtracted and the ones that enter are added::
 
@@ -13,22 +13,25 @@ subtracted and the ones that enter are added::
                                   ahead of the clock within the skew)
 
 A late cell for a minute still inside a window is added to the running sum
-at once; one outside every window only reaches the minute store.
+at once; one older than every window is dropped. Scopes (all, queue:*,
+channel:*, agent:*) are summed from the running cells only when a snapshot
+is read, so a busy minute costs one merge per touched cell, not per scope.
 Everything is a sum, so the result equals merging the window's minutes from
-scratch (``tests/test_rollup.py`` checks both ways agree).
+scratch, which ``tests/test_rollup.py`` checks.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Final
 
 from tables import aggregate as A
-from tables.state import NO_AGENT, CellKey, Config
+from tables.state import NO_AGENT, CellKey, Cells, Config
 from tables.windows import MINUTE_US
 
 ALL: Final = "all"
 ScopeAggs = dict[str, A.Agg]
+CellAggs = dict[CellKey, A.Agg]
 
 
 def scopes_of(queue: str, channel: str, agent: str) -> tuple[str, ...]:
@@ -36,55 +39,63 @@ def scopes_of(queue: str, channel: str, agent: str) -> tuple[str, ...]:
     return base + ("agent:" + agent,) if agent != NO_AGENT else base
 
 
+def _fold(dst: CellAggs, src: CellAggs, op: Callable[[A.Agg, A.Agg], None]) -> None:
+    for key, agg in src.items():
+        tgt = dst.get(key)
+        if tgt is None:
+            tgt = dst[key] = A.initialize()
+        op(tgt, agg)
+
+
 class Rollup:
     def __init__(self, cfg: Config) -> None:
         self.cfg = cfg
-        self.minutes: dict[int, ScopeAggs] = {}
-        self.running: dict[str, ScopeAggs] = {name: {} for name, _ in cfg.windows}
+        self.minutes: Cells = {}
+        self.running: dict[str, CellAggs] = {name: {} for name, _ in cfg.windows}
         #: the clock minute ``running`` is valid for (None: not built yet)
         self.at: int | None = None
-        self._scopes: dict[tuple[str, str, str], tuple[str, ...]] = {}
-
-    def _scopes_of(self, key: tuple[str, str, str]) -> tuple[str, ...]:
-        s = self._scopes.get(key)
-        if s is None:
-            s = self._scopes[key] = scopes_of(*key)
-        return s
+        self._scopes: dict[CellKey, tuple[str, ...]] = {}
 
     # --- feeding --------------------------------------------------------------------------------
-    def add_cells(self, cells: dict[CellKey, A.Agg], sign: int = 1) -> None:
-        """Fold cell aggregates in (``sign=-1`` takes them back out)."""
+    def add_cells(self, cells: Cells, sign: int = 1) -> None:
+        """Fold cell aggregates in (``sign=-1`` takes them back out). ``cells`` is consumed."""
         op = A.merge if sign > 0 else A.subtract
         at = self.at
-        horizon = None if at is None else at - self.cfg.largest_window + 1
-        for (minute, queue, channel, agent), agg in cells.items():
-            if horizon is not None and minute < horizon:
-                continue  # outside every window: nothing will ever read it
-            per_min = self.minutes.get(minute)
-            if per_min is None:
-                per_min = self.minutes[minute] = {}
-            scopes = self._scopes_of((queue, channel, agent))
-            for scope in scopes:
-                tgt = per_min.get(scope)
-                if tgt is None:
-                    tgt = per_min[scope] = A.initialize()
-                op(tgt, agg)
+        for minute, per_cell in cells.items():
+            if at is not None and minute <= at - self.cfg.largest_window:
+                continue  # older than every window: nothing will ever read it
+            store = self.minutes.get(minute)
+            if store is None:
+                if at is None and sign > 0:
+                    # Nothing running yet (replay, start-up): hand the dict over as is.
+                    self.minutes[minute] = per_cell
+                    continue
+                store = self.minutes[minute] = {}
+            _fold(store, per_cell, op)
             if at is None:
                 continue
             for name, n in self.cfg.windows:
                 if at - n < minute <= at:
-                    run = self.running[name]
-                    for scope in scopes:
-                        tgt = run.get(scope)
-                        if tgt is None:
-                            tgt = run[scope] = A.initialize()
-                        op(tgt, agg)
+                    _fold(self.running[name], per_cell, op)
 
     # --- windows --------------------------------------------------------------------------------
     def windows(self, clock_us: int) -> dict[str, ScopeAggs]:
-        """Running per-scope aggregates of every window as of ``clock_us``."""
+        """Per-scope aggregates of every window as of ``clock_us``."""
         self._advance(clock_us // MINUTE_US)
-        return self.running
+        out: dict[str, ScopeAggs] = {}
+        for name, running in self.running.items():
+            scopes: ScopeAggs = {}
+            for key, agg in running.items():
+                sc = self._scopes.get(key)
+                if sc is None:
+                    sc = self._scopes[key] = scopes_of(*key)
+                for scope in sc:
+                    tgt = scopes.get(scope)
+                    if tgt is None:
+                        tgt = scopes[scope] = A.initialize()
+                    A.merge(tgt, agg)
+            out[name] = scopes
+        return out
 
     def _advance(self, minute: int) -> None:
         at = self.at
@@ -97,33 +108,32 @@ class Rollup:
             run = self.running[name]
             self._apply(run, range(at - n + 1, min(minute - n + 1, at + 1)), A.subtract)
             self._apply(run, range(max(at + 1, minute - n + 1), minute + 1), A.merge)
-            for scope in [s for s, agg in run.items() if A.is_zero(agg)]:
-                del run[scope]
+            for key in [k for k, agg in run.items() if A.is_zero(agg)]:
+                del run[key]
         self.at = minute
 
-    def _apply(self, run: ScopeAggs, minutes: Iterable[int], op: object) -> None:
+    def _apply(self, run: CellAggs, minutes: Iterable[int], op: Callable[[A.Agg, A.Agg], None]) -> None:
         for m in minutes:
-            per_min = self.minutes.get(m)
-            if not per_min:
-                continue
-            for scope, agg in per_min.items():
-                tgt = run.get(scope)
-                if tgt is None:
-                    tgt = run[scope] = A.initialize()
-                op(tgt, agg)  # type: ignore[operator]
+            per_cell = self.minutes.get(m)
+            if per_cell:
+                _fold(run, per_cell, op)
 
     def _rebuild(self, minute: int) -> None:
-        for name, n in self.cfg.windows:
-            run: ScopeAggs = {}
-            self._apply(run, range(minute - n + 1, minute + 1), A.merge)
-            self.running[name] = run
+        # Newest minute first, one running sum, copied out as each window is complete:
+        # every cell is merged once however many windows cover it.
+        ordered = sorted(self.cfg.windows, key=lambda w: w[1])
+        acc: CellAggs = {}
+        done = 0
+        for name, n in ordered:
+            self._apply(acc, range(minute - n + 1, minute - done + 1), A.merge)
+            done = n
+            self.running[name] = {k: A.copy(v) for k, v in acc.items()}
         self.at = minute
 
     def expire(self, clock_us: int) -> None:
         """Drop minutes no window can reach any more (older than the largest window)."""
-        self._advance(clock_us // MINUTE_US)
-        horizon = clock_us // MINUTE_US - max(
-            self.cfg.largest_window, self.cfg.retention_us // MINUTE_US
-        )
+        if self.at is not None:
+            self._advance(clock_us // MINUTE_US)
+        horizon = clock_us // MINUTE_US - self.cfg.largest_window
         for m in [m for m in self.minutes if m <= horizon]:
             del self.minutes[m]

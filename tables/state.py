@@ -45,7 +45,10 @@ NO_AGENT: Final = ""
 WAITING, ANSWERED, ABANDONED, CLOSED = range(4)
 OPEN, RESOLVED = range(2)
 
-CellKey = tuple[int, str, str, str]
+#: The finest grain of a measurement, within a minute bucket: (queue, channel, agent).
+CellKey = tuple[str, str, str]
+#: minute bucket -> cell -> aggregate
+Cells = dict[int, dict[CellKey, A.Agg]]
 
 
 @dataclass(frozen=True)
@@ -139,8 +142,10 @@ class PartitionState:
         self.open_tickets: dict[tuple[str, str], int] = {}
         #: event_id -> event time (us); insertion order is roughly time order, which expiry uses.
         self.seen: dict[str, int] = {}
-        #: measurements not yet rolled up: cell -> aggregate delta.
-        self.cells: dict[CellKey, A.Agg] = {}
+        #: measurements not yet rolled up: minute -> cell -> aggregate delta.
+        self.cells: Cells = {}
+        self._cell_minute = -1
+        self._cell_map: dict[CellKey, A.Agg] = {}
         self.rejected: dict[str, int] = {}
         self.duplicates = 0
         #: (finish time, "c"/"t", id) in finish order, for forgetting finished entities.
@@ -182,14 +187,21 @@ class PartitionState:
         return reason
 
     def _cell(self, ts: int, queue: str, channel: str, agent: str) -> A.Agg:
-        key = (ts // MINUTE_US, queue, channel, agent)
-        cell = self.cells.get(key)
+        minute = ts // MINUTE_US
+        if minute != self._cell_minute:  # most events fall in the same minute as the last one
+            per_min = self.cells.get(minute)
+            if per_min is None:
+                per_min = self.cells[minute] = {}
+            self._cell_minute, self._cell_map = minute, per_min
+        key = (queue, channel, agent)
+        cell = self._cell_map.get(key)
         if cell is None:
-            cell = self.cells[key] = A.initialize()
+            cell = self._cell_map[key] = A.initialize()
         return cell
 
-    def take_cells(self) -> dict[CellKey, A.Agg]:
+    def take_cells(self) -> Cells:
         cells, self.cells = self.cells, {}
+        self._cell_minute = -1
         return cells
 
     # --- lookups (entities forgotten per the contract behave as never seen) ---------------------
