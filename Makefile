@@ -1,0 +1,68 @@
+# kpi-stream developer entry points. GNU make; every recipe runs in bash.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+# Touched after a successful install; newer pyproject.toml means reinstall.
+STAMP := $(VENV)/.installed
+# Extra arguments for pytest, e.g. `make test PYTEST_ARGS='-k stack -x'`.
+PYTEST_ARGS ?=
+
+.PHONY: help install stack stack-down stack-status test lint run bench bench-replay
+
+help:
+	@echo "make install       create $(VENV) and install the project with dev extras"
+	@echo "make stack         start local Kafka + Redis, create the topics, print the env exports"
+	@echo "make stack-down    stop the local Kafka + Redis"
+	@echo "make test          run the test suite against a real stack (started and stopped here"
+	@echo "                   unless KAFKA_BOOTSTRAP_SERVERS and REDIS_URL are already set)"
+	@echo "make lint          ruff + mypy"
+	@echo "make run           start the stack (worker and simulator come later)"
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@if [ ! -x $(PY) ]; then \
+		command -v $(PYTHON) >/dev/null 2>&1 || { \
+			echo "make: $(PYTHON) not found; install Python 3.11 (e.g. apt-get install python3.11 python3.11-venv)" >&2; \
+			exit 1; }; \
+		$(PYTHON) -m venv $(VENV); \
+	fi
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	@touch $@
+
+stack: install
+	@infra/stack.sh up
+
+stack-down:
+	@infra/stack.sh down
+
+stack-status:
+	@infra/stack.sh status
+
+# stack.sh run stops what it started even when pytest fails or is interrupted.
+# Exit 5 means pytest collected nothing: for this suite that is a broken
+# setup, not a pass.
+test: install
+	@rc=0; infra/stack.sh run -- $(PY) -m pytest -q $(PYTEST_ARGS) || rc=$$?; \
+	if [ $$rc -eq 5 ]; then \
+		echo "make test: no tests ran (pytest exit 5); the suite must run tests" >&2; \
+		exit 1; \
+	fi; \
+	exit $$rc
+
+lint: install
+	$(PY) -m ruff check stream_app agents tables tests
+	$(PY) -m mypy stream_app agents tables
+
+run: install
+# worker and simulator are added by the live engine
+	@infra/stack.sh up
+
+bench bench-replay:
+	@echo "make $@: not yet implemented" >&2
+	@exit 1
