@@ -67,6 +67,47 @@ def replay(
     run_replay(files, at=at, fmt=fmt)
 
 
+@app.command()
+def worker(
+    loglevel: Annotated[str, typer.Option(help="debug, info, warning, error")] = "warning",
+) -> None:
+    """Run a live worker: consume, compute, serve /api/snapshot (and publish)."""
+    import sys
+
+    from stream_app.logs import setup_logging
+    from stream_app.settings import get_settings
+    from stream_app.topics import ensure_worker_topics_sync
+
+    settings = get_settings()
+    setup_logging(loglevel)
+    try:
+        ensure_worker_topics_sync(settings)
+    except Exception as exc:  # noqa: BLE001 - turn a stack trace into an instruction
+        typer.echo(
+            f"kpi-stream: cannot reach Kafka at {settings.kafka_bootstrap_servers} ({exc}).\n"
+            "Start the local stack with `make stack` or set KAFKA_BOOTSTRAP_SERVERS.",
+            err=True,
+        )
+        raise typer.Exit(2) from exc
+    from stream_app.app import app as faust_app
+
+    sys.argv = ["kpi-stream", "worker", "--loglevel", loglevel, "--without-color"]
+    faust_app.main()
+
+
+@app.command()
+def snapshot(
+    fmt: Annotated[str, typer.Option("--format", help="json or table.")] = "json",
+    url: Annotated[
+        Optional[str], typer.Option(help="Worker base URL (default: from KPI_WEB_HOST/PORT).")
+    ] = None,
+) -> None:
+    """Print the live snapshot of a running worker."""
+    from stream_app.snapshot_cli import run_snapshot
+
+    run_snapshot(fmt=fmt, url=url)
+
+
 def main() -> None:
     app()
 

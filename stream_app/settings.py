@@ -71,7 +71,9 @@ class Settings(BaseSettings):
     metrics_agent_series: bool = True
     rules_file: str = ""
 
-    # --- engine batching ------------------------------------------------------------
+    # --- engine batching ---------------------------------------------------------------
+    #: hand record batches to the processor below faust's per-event path
+    fast_path: bool = True
     batch_max: int = 5000
     batch_within: float = 0.2
 

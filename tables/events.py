@@ -184,7 +184,8 @@ def decode(raw: bytes) -> Event | str:
     """
     try:
         ev = _decoder.decode(raw)
-    except (msgspec.ValidationError, msgspec.DecodeError):
+    except (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError):
+        # (msgspec raises UnicodeDecodeError for bytes that are not UTF-8)
         return decode_slow(raw)
     if _range_error(ev):
         return OUT_OF_RANGE
@@ -255,7 +256,7 @@ def classify(raw: bytes) -> str | dict:
     Python's ISO reader accepts, for instance)."""
     try:
         obj = orjson.loads(raw)
-    except orjson.JSONDecodeError:
+    except (orjson.JSONDecodeError, UnicodeDecodeError):
         return INVALID_JSON
     if not isinstance(obj, dict):
         return INVALID_JSON

@@ -50,33 +50,56 @@ def _fold(dst: CellAggs, src: CellAggs, op: Callable[[A.Agg, A.Agg], None]) -> N
 class Rollup:
     def __init__(self, cfg: Config) -> None:
         self.cfg = cfg
-        self.minutes: Cells = {}
+        #: minute -> partition -> cell -> aggregate
+        self.minutes: dict[int, dict[int, CellAggs]] = {}
         self.running: dict[str, CellAggs] = {name: {} for name, _ in cfg.windows}
         #: the clock minute ``running`` is valid for (None: not built yet)
         self.at: int | None = None
         self._scopes: dict[CellKey, tuple[str, ...]] = {}
 
     # --- feeding --------------------------------------------------------------------------------
-    def add_cells(self, cells: Cells, sign: int = 1) -> None:
+    def add_cells(self, cells: Cells, sign: int = 1, partition: int = 0) -> None:
         """Fold cell aggregates in (``sign=-1`` takes them back out). ``cells`` is consumed."""
         op = A.merge if sign > 0 else A.subtract
         at = self.at
         for minute, per_cell in cells.items():
             if at is not None and minute <= at - self.cfg.largest_window:
                 continue  # older than every window: nothing will ever read it
-            store = self.minutes.get(minute)
+            parts = self.minutes.get(minute)
+            if parts is None:
+                parts = self.minutes[minute] = {}
+            store = parts.get(partition)
             if store is None:
                 if at is None and sign > 0:
                     # Nothing running yet (replay, start-up): hand the dict over as is.
-                    self.minutes[minute] = per_cell
+                    parts[partition] = per_cell
                     continue
-                store = self.minutes[minute] = {}
+                store = parts[partition] = {}
             _fold(store, per_cell, op)
-            if at is None:
-                continue
-            for name, n in self.cfg.windows:
-                if at - n < minute <= at:
-                    _fold(self.running[name], per_cell, op)
+            self._to_running(minute, per_cell, op)
+
+    def replace(self, partition: int, minute: int, cells: CellAggs | None) -> None:
+        """A partition's absolute cells of one minute (None: gone). The running
+        windows move by the difference, so a value seen twice counts once."""
+        parts = self.minutes.get(minute)
+        old = parts.pop(partition, None) if parts is not None else None
+        if old:
+            self._to_running(minute, old, A.subtract)
+        if cells is not None and (self.at is None or minute > self.at - self.cfg.largest_window):
+            if parts is None:
+                parts = self.minutes[minute] = {}
+            parts[partition] = cells
+            self._to_running(minute, cells, A.merge)
+        elif parts is not None and not parts:
+            del self.minutes[minute]
+
+    def _to_running(self, minute: int, cells: CellAggs, op: Callable[[A.Agg, A.Agg], None]) -> None:
+        at = self.at
+        if at is None:
+            return
+        for name, n in self.cfg.windows:
+            if at - n < minute <= at:
+                _fold(self.running[name], cells, op)
 
     # --- windows --------------------------------------------------------------------------------
     def windows(self, clock_us: int) -> dict[str, ScopeAggs]:
@@ -112,11 +135,14 @@ class Rollup:
                 del run[key]
         self.at = minute
 
-    def _apply(self, run: CellAggs, minutes: Iterable[int], op: Callable[[A.Agg, A.Agg], None]) -> None:
+    def _apply(
+        self, run: CellAggs, minutes: Iterable[int], op: Callable[[A.Agg, A.Agg], None]
+    ) -> None:
         for m in minutes:
-            per_cell = self.minutes.get(m)
-            if per_cell:
-                _fold(run, per_cell, op)
+            parts = self.minutes.get(m)
+            if parts:
+                for per_cell in parts.values():
+                    _fold(run, per_cell, op)
 
     def _rebuild(self, minute: int) -> None:
         # Newest minute first, one running sum, copied out as each window is complete:

@@ -88,7 +88,7 @@ def time_reason(ts_us: int, clock_us: int | None, cfg: Config, check_future: boo
 
 
 class Contact:
-    __slots__ = ("queue", "channel", "offered", "answered", "agent", "status", "last")
+    __slots__ = ("queue", "channel", "offered", "answered", "agent", "status", "last", "upto")
 
     def __init__(self, queue: str, channel: str, offered: int) -> None:
         self.queue = queue
@@ -98,20 +98,22 @@ class Contact:
         self.agent = NO_AGENT
         self.status = WAITING
         self.last = offered
+        #: source offset of the last event applied (live idempotency; -1 offline)
+        self.upto = -1
 
     def to_wire(self) -> list[Any]:
         return [self.queue, self.channel, self.offered, self.answered, self.agent, self.status,
-                self.last]
+                self.last, self.upto]
 
     @classmethod
     def from_wire(cls, w: list[Any]) -> Contact:
         c = cls(w[0], w[1], w[2])
-        c.answered, c.agent, c.status, c.last = w[3], w[4], w[5], w[6]
+        c.answered, c.agent, c.status, c.last, c.upto = w[3], w[4], w[5], w[6], w[7]
         return c
 
 
 class Ticket:
-    __slots__ = ("queue", "channel", "opened", "replied", "status", "last")
+    __slots__ = ("queue", "channel", "opened", "replied", "status", "last", "upto")
 
     def __init__(self, queue: str, channel: str, opened: int) -> None:
         self.queue = queue
@@ -120,14 +122,16 @@ class Ticket:
         self.replied = False
         self.status = OPEN
         self.last = opened
+        self.upto = -1
 
     def to_wire(self) -> list[Any]:
-        return [self.queue, self.channel, self.opened, self.replied, self.status, self.last]
+        return [self.queue, self.channel, self.opened, self.replied, self.status, self.last,
+                self.upto]
 
     @classmethod
     def from_wire(cls, w: list[Any]) -> Ticket:
         t = cls(w[0], w[1], w[2])
-        t.replied, t.status, t.last = w[3], w[4], w[5]
+        t.replied, t.status, t.last, t.upto = w[3], w[4], w[5], w[6]
         return t
 
 
@@ -150,8 +154,12 @@ class PartitionState:
         self.duplicates = 0
         #: (finish time, "c"/"t", id) in finish order, for forgetting finished entities.
         self.finished: deque[tuple[int, str, str]] = deque()
-        #: keys of entities changed since the last ``take_dirty`` (for changelogs).
+        #: Journal for the live changelog (None offline): entities changed and ids
+        #: first seen since the last ``take_journal``.
         self.dirty: set[tuple[str, str]] | None = None
+        self.new_ids: list[tuple[str, int]] | None = None
+        #: offset of the message being applied (stamped on entities it changes)
+        self.offset = -1
         self._last_ttl_scan = 0
         self._handlers = {
             ContactOffered: self._offered,
@@ -181,6 +189,8 @@ class PartitionState:
         # Recorded before the lifecycle checks: a redelivered message is a duplicate
         # whatever the first copy's fate was (contract: "a repeated event_id").
         self.seen[eid] = ts
+        if self.new_ids is not None:
+            self.new_ids.append((eid, ts))
         reason: str | None = self._handlers[type(ev)](ev, ts, clock)
         if reason is not None:
             self.reject(reason)
@@ -223,6 +233,23 @@ class PartitionState:
     def _touch(self, kind: str, key: str) -> None:
         if self.dirty is not None:
             self.dirty.add((kind, key))
+            ent = (self.contacts if kind == "c" else self.tickets).get(key)
+            if ent is not None:
+                ent.upto = self.offset
+
+    def start_journal(self) -> None:
+        self.dirty, self.new_ids = set(), []
+
+    def take_journal(self) -> tuple[list[list[Any]], list[tuple[str, int]]]:
+        """Entity records ``[kind, id, wire-or-None]`` and new ids since the last call."""
+        assert self.dirty is not None and self.new_ids is not None
+        records: list[list[Any]] = []
+        for kind, key in self.dirty:
+            ent = (self.contacts if kind == "c" else self.tickets).get(key)
+            records.append([kind, key, ent.to_wire() if ent is not None else None])
+        ids = self.new_ids
+        self.dirty, self.new_ids = set(), []
+        return records, ids
 
     # --- contacts -------------------------------------------------------------------------------
     def _offered(self, ev: ContactOffered, ts: int, clock: int) -> str | None:

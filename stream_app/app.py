@@ -1,0 +1,239 @@
+"""The Faust app: topics, the state table, the batch hand-off, publishing.
+
+``create_app`` builds everything from one :class:`Settings`; the module-level
+``app`` is what ``faust -A stream_app.app worker`` and ``kpi-stream worker`` run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+import faust
+import orjson
+
+from stream_app.live import LiveProcessor, Msg, Plan, wall_clock_us
+from stream_app.settings import Settings, get_settings
+from stream_app.transport import Transport
+from stream_app.view import CenterView
+from tables.state import Config
+
+log = logging.getLogger("kpi.worker")
+
+
+class KpiApp(faust.App):
+    """Faust app whose consumer hands our input batches straight to the processor."""
+
+    kpi: KpiHub
+
+    def _new_transport(self) -> Any:
+        return Transport(self.conf.broker_consumer, self)
+
+
+def broker_url(bootstrap: str) -> str:
+    return "kafka://" + ";".join(h.strip() for h in bootstrap.split(",") if h.strip())
+
+
+class KpiHub:
+    """Glue between faust and the pure core: loads partitions, persists batches, publishes."""
+
+    def __init__(self, app: KpiApp, settings: Settings, table: Any) -> None:
+        self.app = app
+        self.settings = settings
+        self.cfg = Config.from_settings(settings)
+        self.table = table
+        self.input_topics = set(settings.input_topics.values())
+        self.partials_topic = settings.topic(f"{settings.app_id}-partials")
+        self.processor = LiveProcessor(
+            self.cfg,
+            settings.input_topics,
+            changelog_topic=table.changelog_topic.get_topic_name(),
+            partials_topic=self.partials_topic,
+            dead_letter_topic=settings.dead_letter_topic,
+            clock=self.clock,
+        )
+        self.view = CenterView(self.cfg, settings.kafka_bootstrap_servers, self.partials_topic)
+        self.poll_timeout = min(1.0, settings.batch_within)
+        self.pending = 0
+        self.pending_since = 0.0
+        self.lock = asyncio.Lock()
+        self.latest: dict[str, Any] | None = None
+        self.last_publish = 0.0
+        self._broker_down_logged = False
+
+    def clock(self) -> int:
+        return wall_clock_us(self.settings.clock_offset_seconds)
+
+    # --- partitions -------------------------------------------------------------------------
+    def _ensure(self, partition: int) -> None:
+        if partition in self.processor.runtimes:
+            return
+        store = self.table.data  # faust's memory store, filled by recovery
+        raw: dict[Any, Any] = store.data
+        tag = f"|{partition}".encode()
+        mine = {}
+        for k, v in raw.items():
+            parts = k.split(b"|", 2)
+            if len(parts) > 1 and b"|" + parts[1] == tag:
+                mine[k] = v
+        self.processor.load(partition, mine)
+        for k in mine:  # our runtime holds it now; recovery refills the store on the next assignment
+            raw.pop(k, None)
+
+    async def absorb(
+        self, records: dict[Any, list[Any]], from_agent: bool = False
+    ) -> list[tuple[Any, list[Any]]]:
+        """Apply input records (anything else is returned for faust's own path)."""
+        others = []
+        clock = self.clock()
+        for tp, recs in records.items():
+            if tp.topic not in self.input_topics or not (self.settings.fast_path or from_agent):
+                others.append((tp, recs))
+                continue
+            self._ensure(tp.partition)
+            self.processor.absorb(tp.topic, tp.partition, [(r.offset, r.value) for r in recs],
+                                  clock)
+            if not self.pending:
+                self.pending_since = time.monotonic()
+            self.pending += len(recs)
+        return others
+
+    async def maybe_persist(self) -> None:
+        if self.pending and (
+            self.pending >= self.settings.batch_max
+            or time.monotonic() - self.pending_since >= self.settings.batch_within
+        ):
+            await self.persist()
+
+    async def persist(self) -> None:
+        async with self.lock:
+            self.processor.events += self.pending
+            self.pending = 0
+            plan = self.processor.prepare()
+            if plan is not None:
+                await self._write(plan)
+
+    async def _write(self, plan: Plan) -> None:
+        """Send a batch's writes; while the broker is away, wait and send them all again."""
+        delay = 1.0
+        while True:
+            try:
+                for phase in (plan.first, plan.second, plan.third):
+                    await self._send_all(phase)
+                await self.app.consumer.commit_offsets(plan.offsets)  # type: ignore[attr-defined]
+                if self._broker_down_logged:
+                    log.warning("broker reachable again; state writes resumed")
+                    self._broker_down_logged = False
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - the broker may come back
+                if not self._broker_down_logged:
+                    log.error("cannot write state to Kafka (%s); holding the batch and retrying. "
+                              "Check that the broker at %s is up.", exc,
+                              self.settings.kafka_bootstrap_servers)
+                    self._broker_down_logged = True
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
+
+    async def _send_all(self, msgs: list[Msg]) -> None:
+        if not msgs:
+            return
+        producer = self.app.producer
+        futs = []
+        for topic, key, value, partition, headers in msgs:
+            futs.append(await producer.send(topic, key, value, partition, None, headers))
+        await producer.flush()
+        for fut in futs:
+            await fut  # raises if a write failed: the whole phase is sent again
+
+    async def on_revoked(self) -> None:
+        """Before faust hands partitions away: everything applied is written; state dropped
+        (it is rebuilt from the recovered table when partitions come back)."""
+        await self.persist()
+        self.processor.drop(list(self.processor.runtimes))
+
+    # --- publishing -------------------------------------------------------------------------
+    def build_snapshot(self) -> dict[str, Any]:
+        return self.view.snapshot(self.clock())
+
+    async def publish(self) -> None:
+        self.latest = self.build_snapshot()
+        self.last_publish = time.time()
+
+
+def create_app(settings: Settings | None = None) -> KpiApp:
+    settings = settings or get_settings()
+    app = KpiApp(
+        settings.app_id,
+        broker=broker_url(settings.kafka_bootstrap_servers),
+        store="memory://",
+        topic_partitions=settings.partitions,
+        topic_replication_factor=settings.replication_factor,
+        table_standby_replicas=0,
+        web_host=settings.web_host,
+        web_port=settings.web_port,
+        web_bind=settings.web_host,
+        broker_max_poll_records=settings.batch_max,
+        consumer_auto_offset_reset="earliest",
+        stream_wait_empty=False,
+        producer_linger_ms=5,
+        producer_max_batch_size=1 << 20,
+        producer_max_request_size=4 << 20,
+    )
+    table = app.Table(
+        "kpi-state",
+        partitions=settings.partitions,
+        key_type=bytes,
+        value_type=bytes,
+        key_serializer="raw",
+        value_serializer="raw",
+        changelog_topic=app.topic(
+            settings.topic(f"{settings.app_id}-kpi-state-changelog"),
+            partitions=settings.partitions,
+            key_serializer="raw",
+            value_serializer="raw",
+            compacting=True,
+        ),
+    )
+    hub = app.kpi = KpiHub(app, settings, table)
+
+    from agents import kpi as kpi_agents
+
+    kpi_agents.register(app, hub, settings)
+
+    @app.on_partitions_revoked.connect
+    async def _on_revoked(_app: Any, revoked: Any, **kwargs: Any) -> None:
+        await hub.on_revoked()
+
+    @app.task
+    async def _start_view() -> None:
+        await hub.view.start()
+
+    @app.timer(interval=settings.publish_interval)
+    async def _publish() -> None:
+        await hub.publish()
+
+    @app.page("/api/snapshot")
+    async def _snapshot(web: Any, request: Any) -> Any:
+        snap = hub.build_snapshot()
+        return web.bytes(orjson.dumps(snap), content_type="application/json")
+
+    @app.page("/api/status")
+    async def _status(web: Any, request: Any) -> Any:
+        body = {
+            "view_ready": hub.view.ready.is_set(),
+            "view_offsets": hub.view.offsets(),
+            "owned_partitions": sorted(hub.processor.runtimes),
+            "events": hub.processor.events,
+            "last_publish": hub.last_publish,
+        }
+        return web.bytes(orjson.dumps(body, option=orjson.OPT_NON_STR_KEYS),
+                         content_type="application/json")
+
+    return app
+
+
+app = create_app()
