@@ -16,11 +16,12 @@ import time
 from bisect import bisect
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
+from heapq import heappush
 from itertools import accumulate
 from statistics import NormalDist
 from typing import Any
 
-import orjson
+from orjson import dumps
 
 from stream_app.simulator_bad import (
     ABANDONED,
@@ -124,6 +125,7 @@ class Generator(BadEvents):
         self.rng = random.Random(seed)
         self.queue_names, self.BAD_ACTION = QUEUE_NAMES, BAD
         self.tag, self.start, self.end = tag, start, start + duration
+        self.head = f'{{"event_id":"ev-{tag}-'
         self.good_rate = rate * (1.0 - bad_share)
         self.bad_rate = rate * bad_share
         # A timing wheel: one list per second of the future, sorted only when its second comes
@@ -184,7 +186,7 @@ class Generator(BadEvents):
     def _push(self, t: float, action: int, obj: Any) -> None:
         sec, step = int(t), (t, next(self.seq), action, obj)
         if sec <= self.sec:
-            heapq.heappush(self.heap, step)
+            heappush(self.heap, step)
         elif (slot := self.wheel.get(sec)) is not None:
             slot.append(step)
         else:
@@ -202,8 +204,8 @@ class Generator(BadEvents):
             ts = f"{self.prefix_cache}.{ms - sec * 1000:03d}Z"
         # The head is plain ASCII we control, so splicing it before orjson's output of the
         # entity fields is safe, and faster than one merged dict.
-        head = f'{{"event_id":"ev-{self.tag}-{next(self.n_ev)}","type":"{etype}","ts":"{ts}",'
-        data = head.encode() + orjson.dumps(fields)[1:]
+        head = f'{self.head}{next(self.n_ev)}","type":"{etype}","ts":"{ts}",'
+        data = head.encode() + dumps(fields)[1:]
         self.recent_good.append(data)
         self.n_good += 1
         return t, data, None
