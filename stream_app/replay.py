@@ -59,8 +59,8 @@ def replay_paths(paths: list[str], at: str | None = None, cfg: Config | None = N
 def run_replay(paths: list[str], at: str | None, fmt: str) -> None:
     try:
         snap = replay_paths(paths, at).snapshot()
-    except FileNotFoundError as exc:
-        raise typer.BadParameter(f"cannot read {exc.filename}: no such file") from exc
+    except OSError as exc:
+        raise typer.BadParameter(f"cannot read {exc.filename}: {exc.strerror}") from exc
     if fmt == "json":
         sys.stdout.buffer.write(orjson.dumps(snap, option=orjson.OPT_INDENT_2) + b"\n")
     elif fmt == "table":

@@ -46,11 +46,14 @@ KINDS: Final = ("csat", "nps", "ces")
 SCORE_RANGE: Final = {"csat": (1, 5), "nps": (0, 10), "ces": (1, 7)}
 
 Id = Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
+#: JSON integers beyond 64 bits are a wrong type on both paths (orjson reads them as floats).
+Int64 = Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)]
 Ts = Annotated[dt.datetime, msgspec.Meta(tz=True)]
 Channel = Literal["voice", "chat", "email", "messaging", "social"]
 Kind = Literal["csat", "nps", "ces"]
 
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+_MIN_YEAR, _MAX_YEAR = 1970, 9998
 _US = dt.timedelta(microseconds=1)
 
 
@@ -103,7 +106,7 @@ class TicketReplied(_Event, tag="ticket_replied"):
 
 class TicketResolved(_Event, tag="ticket_resolved"):
     ticket_id: Id
-    contacts: int
+    contacts: Int64
     agent_id: Id | None = None
 
 
@@ -126,7 +129,7 @@ class SurveySent(_Event, tag="survey_sent"):
 class SurveyResponse(_Event, tag="survey_response"):
     survey_id: Id
     kind: Kind
-    score: int
+    score: Int64
     queue: Id
     channel: Channel
     agent_id: Id | None = None
@@ -184,9 +187,19 @@ def decode(raw: bytes) -> Event | str:
     """
     try:
         ev = _decoder.decode(raw)
-    except (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError):
-        # (msgspec raises UnicodeDecodeError for bytes that are not UTF-8)
+    except (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError, RecursionError):
+        # (UnicodeDecodeError: bytes that are not UTF-8 in a field msgspec reads;
+        # RecursionError: nesting deeper than Python's recursion limit)
         return decode_slow(raw)
+    if not raw.isascii():
+        # msgspec does not check the bytes of fields it skips; the contract wants
+        # any non-UTF-8 value refused. Pure-ASCII messages (nearly all) skip this.
+        try:
+            raw.decode()
+        except UnicodeDecodeError:
+            return INVALID_JSON
+    if not _MIN_YEAR <= ev.ts.year <= _MAX_YEAR:
+        return SCHEMA
     if _range_error(ev):
         return OUT_OF_RANGE
     return ev
@@ -194,18 +207,20 @@ def decode(raw: bytes) -> Event | str:
 
 # --- slow path ---------------------------------------------------------------------------------
 def parse_ts(value: object) -> dt.datetime | None:
-    """ISO-8601 with an offset or ``Z``; RFC 3339 first, then Python's wider ISO reader."""
+    """ISO-8601 with an offset or ``Z``; RFC 3339 first, then Python's wider ISO reader.
+    Years outside 1970-9998 do not parse: they have no place on an epoch clock."""
     if not isinstance(value, str):
         return None
     try:
-        return _ts_decoder.decode(orjson.dumps(value))
+        parsed = _ts_decoder.decode(orjson.dumps(value))
     except (msgspec.ValidationError, msgspec.DecodeError):
-        pass
-    try:
-        parsed = dt.datetime.fromisoformat(value)
-    except ValueError:
+        try:
+            parsed = dt.datetime.fromisoformat(value)
+        except ValueError:
+            return None
+    if parsed.tzinfo is None or not _MIN_YEAR <= parsed.year <= _MAX_YEAR:
         return None
-    return parsed if parsed.tzinfo is not None else None
+    return parsed
 
 
 def _is_id(v: object) -> bool:
@@ -224,8 +239,8 @@ def _field_ok(ann: object, v: object) -> bool:
         return v is None or _is_id(v)
     if ann == (str | None):
         return v is None or isinstance(v, str)
-    if ann is int:
-        return _is_int(v)
+    if ann is Int64:
+        return _is_int(v) and -(2**63) <= v <= 2**63 - 1  # type: ignore[operator]
     if ann is Channel:
         return v in CHANNELS and isinstance(v, str)
     if ann is Kind:
@@ -256,7 +271,7 @@ def classify(raw: bytes) -> str | dict:
     Python's ISO reader accepts, for instance)."""
     try:
         obj = orjson.loads(raw)
-    except (orjson.JSONDecodeError, UnicodeDecodeError):
+    except (orjson.JSONDecodeError, UnicodeDecodeError, RecursionError):
         return INVALID_JSON
     if not isinstance(obj, dict):
         return INVALID_JSON

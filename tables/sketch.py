@@ -22,8 +22,9 @@ from ddsketch.mapping import LogarithmicMapping
 
 RELATIVE_ACCURACY: Final = 0.01
 _MAPPING: Final = LogarithmicMapping(RELATIVE_ACCURACY)
-#: Values at or below this are counted as exactly zero (waits of 0 s are common).
-_MIN_VALUE: Final = 1e-9
+#: Values at or below the smallest the mapping can index are counted as exactly zero
+#: (waits of 0 s are common); everything above keeps the relative-error guarantee.
+_MIN_VALUE: Final = _MAPPING.min_possible
 ZERO_KEY: Final = -(2**62)
 
 Bins = dict[int, int]

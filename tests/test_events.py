@@ -249,21 +249,19 @@ def test_deep_nesting_never_raises(depth: int) -> None:
 
 
 @pytest.mark.parametrize(
-    ("data", "reason"),
+    "data",
     [
-        (raw("ticket_resolved", contacts=2**64), None),  # 20 digits: still an integer >= 1
-        (resp("nps", -(2**63) - 1), OUT_OF_RANGE),  # an integer score outside 0-10
-        (resp("csat", 10**30), OUT_OF_RANGE),
+        raw("ticket_resolved", contacts=2**64),
+        resp("nps", -(2**63) - 1),
+        resp("csat", 10**30),
     ],
     ids=["contacts 2**64", "nps -2**63-1", "csat 10**30"],
 )
-def test_integers_beyond_64_bits(data: bytes, reason: str | None) -> None:
-    fast, slow = decode(data), decode_slow(data)
-    if reason is None:
-        assert isinstance(fast, TicketResolved) and fast.contacts == 2**64
-    else:
-        assert fast == reason
-    assert slow == fast
+def test_integers_beyond_64_bits_are_schema_on_both_paths(data: bytes) -> None:
+    # Our reading: a JSON integer wider than 64 bits is not an integer field's type
+    # (JSON readers disagree on them), so both paths name it ``schema``.
+    assert decode(data) == SCHEMA
+    assert decode_slow(data) == SCHEMA
 
 
 # --- properties ---------------------------------------------------------------------------------
