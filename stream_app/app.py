@@ -170,6 +170,7 @@ def create_app(settings: Settings | None = None) -> KpiApp:
         settings.app_id,
         broker=broker_url(settings.kafka_bootstrap_servers),
         store="memory://",
+        datadir=settings.data_dir,
         topic_partitions=settings.partitions,
         topic_replication_factor=settings.replication_factor,
         table_standby_replicas=0,
@@ -183,13 +184,12 @@ def create_app(settings: Settings | None = None) -> KpiApp:
         producer_max_batch_size=1 << 20,
         producer_max_request_size=4 << 20,
     )
+    raw = faust.Schema(key_type=bytes, value_type=bytes, key_serializer="raw",
+                       value_serializer="raw")
     table = app.Table(
         "kpi-state",
         partitions=settings.partitions,
-        key_type=bytes,
-        value_type=bytes,
-        key_serializer="raw",
-        value_serializer="raw",
+        schema=raw,
         changelog_topic=app.topic(
             settings.topic(f"{settings.app_id}-kpi-state-changelog"),
             partitions=settings.partitions,

@@ -91,7 +91,8 @@ def worker(
         raise typer.Exit(2) from exc
     from stream_app.app import app as faust_app
 
-    sys.argv = ["kpi-stream", "worker", "--loglevel", loglevel, "--without-color"]
+    level = {"warning": "warn", "critical": "crit"}.get(loglevel, loglevel)
+    sys.argv = ["kpi-stream", "worker", "--loglevel", level]
     faust_app.main()
 
 

@@ -70,6 +70,8 @@ class Settings(BaseSettings):
     publish_interval: float = 1.0
     metrics_agent_series: bool = True
     rules_file: str = ""
+    #: faust's working directory (nothing durable lives there: state is in Kafka)
+    data_dir: str = ".run/worker-data"
 
     # --- engine batching ---------------------------------------------------------------
     #: hand record batches to the processor below faust's per-event path
