@@ -179,6 +179,9 @@ def create_app(settings: Settings | None = None) -> KpiApp:
         web_bind=settings.web_host,
         broker_max_poll_records=settings.batch_max,
         consumer_auto_offset_reset="earliest",
+        # A SIGKILLed worker's partitions move on after this, not after faust's 60 s.
+        broker_session_timeout=settings.session_timeout,
+        broker_heartbeat_interval=max(1.0, settings.session_timeout / 4),
         stream_wait_empty=False,
         producer_linger_ms=5,
         producer_max_batch_size=1 << 20,
