@@ -9,12 +9,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from importlib import resources
+from pathlib import Path
 from typing import Any
 
 import faust
 import orjson
 
 from stream_app.live import LiveProcessor, Msg, Plan, wall_clock_us
+from stream_app.rules import Rule, load_rules, rules_json
 from stream_app.settings import Settings, get_settings
 from stream_app.transport import Transport
 from stream_app.view import CenterView
@@ -62,6 +65,7 @@ class KpiHub:
         self.latest: dict[str, Any] | None = None
         self.last_publish = 0.0
         self._broker_down_logged = False
+        self.rules: list[Rule] = []
 
     def clock(self) -> int:
         return wall_clock_us(self.settings.clock_offset_seconds)
@@ -164,6 +168,20 @@ class KpiHub:
         self.last_publish = time.time()
 
 
+ASSET_TYPES = {".html": "text/html; charset=utf-8", ".js": "application/javascript",
+               ".css": "text/css", ".svg": "image/svg+xml", ".png": "image/png"}
+
+
+def _asset(name: str) -> bytes:
+    """A file of the wallboard (stream_app/web/), read per request so edits show at once."""
+    if "/" in name or name.startswith("."):
+        return b""
+    try:
+        return resources.files("stream_app").joinpath("web", name).read_bytes()
+    except (FileNotFoundError, IsADirectoryError):
+        return b""
+
+
 def create_app(settings: Settings | None = None) -> KpiApp:
     settings = settings or get_settings()
     app = KpiApp(
@@ -223,6 +241,25 @@ def create_app(settings: Settings | None = None) -> KpiApp:
     async def _snapshot(web: Any, request: Any) -> Any:
         snap = hub.build_snapshot()
         return web.bytes(orjson.dumps(snap), content_type="application/json")
+
+    rules = load_rules(settings.rules_file or None, settings.window_names)
+    hub.rules = rules
+
+    @app.page("/api/rules")
+    async def _rules(web: Any, request: Any) -> Any:
+        return web.bytes(orjson.dumps(rules_json(rules)), content_type="application/json")
+
+    @app.page("/")
+    async def _index(web: Any, request: Any) -> Any:
+        return web.bytes(_asset("index.html"), content_type="text/html; charset=utf-8")
+
+    @app.page("/assets/{name}")
+    async def _assets(web: Any, request: Any, name: str) -> Any:
+        body = _asset(name)
+        kind = ASSET_TYPES.get(Path(name).suffix)
+        if not body or kind is None:
+            return web.bytes(b"not found", status=404)
+        return web.bytes(body, content_type=kind)
 
     @app.page("/api/status")
     async def _status(web: Any, request: Any) -> Any:

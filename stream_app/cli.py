@@ -80,6 +80,13 @@ def worker(
 
     settings = get_settings()
     setup_logging(loglevel)
+    from stream_app.rules import RulesError, load_rules
+
+    try:
+        load_rules(settings.rules_file or None, settings.window_names)
+    except RulesError as exc:
+        typer.echo(f"kpi-stream: {exc}", err=True)
+        raise typer.Exit(2) from exc
     try:
         ensure_worker_topics_sync(settings)
     except Exception as exc:  # noqa: BLE001 - turn a stack trace into an instruction
