@@ -15,10 +15,12 @@ from typing import Any
 
 import faust
 import orjson
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from stream_app.live import LiveProcessor, Msg, Plan, wall_clock_us
 from stream_app.rules import Rule, load_rules, rules_json
 from stream_app.settings import Settings, get_settings
+from stream_app.sinks import RedisSink
 from stream_app.transport import Transport
 from stream_app.view import CenterView
 from tables.state import Config
@@ -33,6 +35,14 @@ class KpiApp(faust.App):
 
     def _new_transport(self) -> Any:
         return Transport(self.conf.broker_consumer, self)
+
+
+def _metrics(registry: CollectorRegistry, settings: Settings) -> Any:
+    try:
+        from stream_app.metrics import KpiMetrics
+    except ImportError:  # pragma: no cover - metrics module not present
+        return None
+    return KpiMetrics(registry, agent_series=settings.metrics_agent_series)
 
 
 def broker_url(bootstrap: str) -> str:
@@ -66,6 +76,11 @@ class KpiHub:
         self.last_publish = 0.0
         self._broker_down_logged = False
         self.rules: list[Rule] = []
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.metrics = _metrics(self.registry, settings)
+        self.redis = RedisSink(settings.redis_url, settings.redis_prefix,
+                               max(settings.retention_seconds, 3600))
+        self.contact_topic = settings.input_topics["contact"]
 
     def clock(self) -> int:
         return wall_clock_us(self.settings.clock_offset_seconds)
@@ -163,9 +178,27 @@ class KpiHub:
     def build_snapshot(self) -> dict[str, Any]:
         return self.view.snapshot(self.clock())
 
+    def is_publisher(self) -> bool:
+        """One worker writes Redis (and alerts): the owner of partition 0. Every worker
+        builds the same whole-center snapshot, so which one does not matter."""
+        try:
+            actives = self.app.assignor.assigned_actives()
+        except Exception:  # noqa: BLE001 - not assigned yet
+            return False
+        return any(tp.topic == self.contact_topic and tp.partition == 0 for tp in actives)
+
     async def publish(self) -> None:
-        self.latest = self.build_snapshot()
+        snap = self.latest = self.build_snapshot()
         self.last_publish = time.time()
+        if self.metrics is not None:
+            self.metrics.update(snap)
+        if self.is_publisher():
+            await self.redis.publish(snap)
+
+    def current_snapshot(self) -> dict[str, Any]:
+        if self.latest is None or time.time() - self.last_publish > self.settings.publish_interval:
+            return self.build_snapshot()
+        return self.latest
 
 
 ASSET_TYPES = {".html": "text/html; charset=utf-8", ".js": "application/javascript",
@@ -239,8 +272,12 @@ def create_app(settings: Settings | None = None) -> KpiApp:
 
     @app.page("/api/snapshot")
     async def _snapshot(web: Any, request: Any) -> Any:
-        snap = hub.build_snapshot()
+        snap = hub.current_snapshot()
         return web.bytes(orjson.dumps(snap), content_type="application/json")
+
+    @app.page("/metrics")
+    async def _metrics_page(web: Any, request: Any) -> Any:
+        return web.bytes(generate_latest(hub.registry), content_type=CONTENT_TYPE_LATEST)
 
     rules = load_rules(settings.rules_file or None, settings.window_names)
     hub.rules = rules

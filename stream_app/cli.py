@@ -109,11 +109,14 @@ def snapshot(
     url: Annotated[
         Optional[str], typer.Option(help="Worker base URL (default: from KPI_WEB_HOST/PORT).")
     ] = None,
+    from_redis: Annotated[
+        bool, typer.Option("--from-redis", help="Read the snapshot the worker left in Redis.")
+    ] = False,
 ) -> None:
-    """Print the live snapshot of a running worker."""
+    """Print the live snapshot of a running worker (or, if none answers, from Redis)."""
     from stream_app.snapshot_cli import run_snapshot
 
-    run_snapshot(fmt=fmt, url=url)
+    run_snapshot(fmt=fmt, url=url, from_redis=from_redis)
 
 
 def main() -> None:
