@@ -20,7 +20,7 @@ help:
 	@echo "make test          run the test suite against a real stack (started and stopped here"
 	@echo "                   unless KAFKA_BOOTSTRAP_SERVERS and REDIS_URL are already set)"
 	@echo "make lint          ruff + mypy"
-	@echo "make run           start the stack (worker and simulator come later)"
+	@echo "make run           stack + worker + live simulator; prints the wallboard and /metrics URLs"
 
 install: $(STAMP)
 
@@ -60,8 +60,7 @@ lint: install
 	$(PY) -m mypy stream_app agents tables
 
 run: install
-# worker and simulator are added by the live engine
-	@infra/stack.sh up
+	@infra/run.sh
 
 bench bench-replay:
 	@echo "make $@: not yet implemented" >&2

@@ -17,6 +17,7 @@ import faust
 import orjson
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
+from stream_app.logs import LOGGING_CONFIG
 from stream_app.live import LiveProcessor, Msg, Plan, wall_clock_us
 from stream_app.rules import Rule, load_rules, rules_json
 from stream_app.settings import Settings, get_settings
@@ -235,6 +236,7 @@ def create_app(settings: Settings | None = None) -> KpiApp:
         broker_heartbeat_interval=max(1.0, settings.session_timeout / 4),
         stream_wait_empty=False,
         producer_linger_ms=5,
+        logging_config=LOGGING_CONFIG,
         producer_max_batch_size=1 << 20,
         producer_max_request_size=4 << 20,
     )

@@ -99,7 +99,7 @@ def worker(
     from stream_app.app import app as faust_app
 
     level = {"warning": "warn", "critical": "crit"}.get(loglevel, loglevel)
-    sys.argv = ["kpi-stream", "worker", "--loglevel", level]
+    sys.argv = ["kpi-stream", "--quiet", "worker", "--loglevel", level]
     faust_app.main()
 
 

@@ -31,3 +31,25 @@ def setup_logging(level: str = "warning") -> None:
     root.setLevel(level.upper())
     # Our own loggers say what matters at info; faust/aiokafka are noisy there.
     logging.getLogger("kpi").setLevel(min(logging.INFO, root.level))
+
+
+class _DropTransient(logging.Filter):
+    """aiokafka logs an ERROR while a fresh broker elects its group coordinator;
+    it retries by itself, so the line only alarms people."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "GroupCoordinatorNotAvailableError" not in record.getMessage()
+
+
+#: for faust's ``logging_config`` (dictConfig): faust sets up logging in its worker.
+LOGGING_CONFIG: dict = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"json": {"()": JsonFormatter}},
+    "filters": {"transient": {"()": _DropTransient}},
+    "handlers": {
+        "stderr": {"class": "logging.StreamHandler", "formatter": "json",
+                   "filters": ["transient"], "stream": "ext://sys.stderr"},
+    },
+    "root": {"handlers": ["stderr"]},
+}

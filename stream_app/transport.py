@@ -51,20 +51,27 @@ class BatchConsumer(faust_aiokafka.Consumer):
         the state is idempotent, so a lost commit only means re-reading a batch."""
         if not offsets:
             return True
-        try:
-            consumer = self._thread._ensure_consumer()  # noqa: SLF001
-            assigned = consumer.assignment()
-            commit = {
-                TopicPartition(t, p): OffsetAndMetadata(o, "")
-                for (t, p), o in offsets.items()
-                if TopicPartition(t, p) in assigned
-            }
-            if commit:
-                await consumer.commit(commit)
-            return True
-        except Exception as exc:  # noqa: BLE001
-            log.warning("offset commit failed (%s); the next batch commits again", exc)
-            return False
+        # The aiokafka consumer lives on faust's consumer thread and its event loop:
+        # the commit must run there.
+        ok: bool = await self._thread.call_thread(_commit_quietly, self._thread, offsets)
+        return ok
+
+
+async def _commit_quietly(thread: Any, offsets: dict[tuple[str, int], int]) -> bool:
+    try:
+        consumer = thread._ensure_consumer()  # noqa: SLF001
+        assigned = consumer.assignment()
+        commit = {
+            TopicPartition(t, p): OffsetAndMetadata(o, "")
+            for (t, p), o in offsets.items()
+            if TopicPartition(t, p) in assigned
+        }
+        if commit:
+            await consumer.commit(commit)
+        return True
+    except Exception as exc:  # noqa: BLE001 - faust's own commit would crash the worker here
+        log.warning("offset commit failed (%s); the next batch commits again", exc)
+        return False
 
 
 class Transport(faust_aiokafka.Transport):
