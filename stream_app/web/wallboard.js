@@ -33,43 +33,34 @@
   ];
 
   // Mirror of SAMPLES in stream_app/rules.py: the counts a rule's min_samples looks at.
+  const ANSWERED = ["contacts_answered"];
+  const HANDLED = ["contacts_answered", "contacts_abandoned"];
   const SAMPLES = {
-    service_level: ["contacts_answered", "contacts_abandoned"],
-    abandonment_rate: ["contacts_answered", "contacts_abandoned"],
-    asa_seconds: ["contacts_answered"],
-    wait_p50_seconds: ["contacts_answered"],
-    wait_p90_seconds: ["contacts_answered"],
-    wait_p95_seconds: ["contacts_answered"],
-    aht_seconds: ["contacts_answered"],
-    first_reply_seconds: ["tickets_opened"],
-    resolution_seconds: ["tickets_resolved"],
-    resolution_p90_seconds: ["tickets_resolved"],
-    fcr_rate: ["tickets_resolved"],
-    csat: ["csat_responses"],
-    nps: ["nps_responses"],
-    ces: ["ces_responses"],
+    service_level: HANDLED, abandonment_rate: HANDLED,
+    asa_seconds: ANSWERED, aht_seconds: ANSWERED, wait_p50_seconds: ANSWERED,
+    wait_p90_seconds: ANSWERED, wait_p95_seconds: ANSWERED,
+    first_reply_seconds: ["tickets_opened"], resolution_seconds: ["tickets_resolved"],
+    resolution_p90_seconds: ["tickets_resolved"], fcr_rate: ["tickets_resolved"],
+    csat: ["csat_responses"], nps: ["nps_responses"], ces: ["ces_responses"],
     survey_response_rate: ["surveys_sent"],
   };
   const OPS = {
-    "<": (v, t) => v < t,
-    "<=": (v, t) => v <= t,
-    ">": (v, t) => v > t,
-    ">=": (v, t) => v >= t,
+    "<": (v, t) => v < t, "<=": (v, t) => v <= t, ">": (v, t) => v > t, ">=": (v, t) => v >= t,
   };
   const RANK = { none: 0, ok: 1, warn: 2, breach: 3 };
 
   const state = {
-    snapshot: null,
-    rules: [],
-    rulesDue: 0,
-    alertsDue: 0,
-    lastOk: 0,
-    started: Date.now(),
-    windowsKey: "",
-    panels: new Map(),
+    snapshot: null, rules: [], rulesDue: 0, alertsDue: 0, lastOk: 0, started: Date.now(),
+    windowsKey: "", panels: new Map(),
   };
 
   const $ = (id) => document.getElementById(id);
+  function el(tag, className, text) {
+    const e = document.createElement(tag);
+    if (className) e.className = className;
+    if (text !== undefined) e.textContent = text;
+    return e;
+  }
   const isNum = (v) => typeof v === "number" && Number.isFinite(v);
 
   // --- formatting -------------------------------------------------------------------
@@ -98,18 +89,17 @@
     }
   }
 
-  function windowMinutes(name) {
-    const m = /^(\d+)([smhd])$/.exec(name);
-    if (!m) return Number.MAX_SAFE_INTEGER;
-    return Number(m[1]) * { s: 1 / 60, m: 1, h: 60, d: 1440 }[m[2]];
-  }
-
-  function windowText(name) {
-    const m = /^(\d+)([smhd])$/.exec(name);
-    if (!m) return name;
-    const unit = { s: "s", m: "min", h: "h", d: "d" }[m[2]];
-    return `last ${m[1]} ${unit}`;
-  }
+  // "15m" -> [15, "min"]: the window names of the worker's settings (5m, 1h, 24h, 2d)
+  const UNITS = { s: [1 / 60, "s"], m: [1, "min"], h: [60, "h"], d: [1440, "d"] };
+  const parseWindow = (name) => /^(\d+)([smhd])$/.exec(name);
+  const windowMinutes = (name) => {
+    const m = parseWindow(name);
+    return m ? Number(m[1]) * UNITS[m[2]][0] : Number.MAX_SAFE_INTEGER;
+  };
+  const windowText = (name) => {
+    const m = parseWindow(name);
+    return m ? `last ${m[1]} ${UNITS[m[2]][1]}` : name;
+  };
 
   // --- rules (mirror of Rule.applies / Rule.status in stream_app/rules.py) -----------
   // Python's fnmatch.fnmatchcase: * ? [seq] [!seq], whole string, case-sensitive.
@@ -125,10 +115,12 @@
         if (glob[j] === "]") j++;
         while (j < glob.length && glob[j] !== "]") j++;
         if (j < glob.length) {
-          let set = glob.slice(i + 1, j).replace(/\\/g, "\\\\");
-          if (set[0] === "!") set = "^" + set.slice(1);
-          else if (set[0] === "^") set = "\\" + set;
-          re += `[${set}]`;
+          let set = glob.slice(i + 1, j);
+          const negate = set[0] === "!";
+          if (negate) set = set.slice(1);
+          // a leading "]" is literal in fnmatch; in a JS class it must be escaped
+          set = set.replace(/[\\\]^]/g, "\\$&");
+          re += `[${negate ? "^" : ""}${set}]`;
           i = j;
           continue;
         }
@@ -151,10 +143,10 @@
   }
 
   // The worst verdict of every rule on this tile; "none" when no rule says anything.
-  function tileStatus(scope, kpi, window, row) {
+  function tileStatus(scope, kpi, win, row) {
     let best = "none";
     for (const rule of state.rules) {
-      if (rule.kpi !== kpi || rule.window !== window || !rule.scopeRe.test(scope)) continue;
+      if (rule.kpi !== kpi || rule.window !== win || !rule.scopeRe.test(scope)) continue;
       const s = ruleStatus(rule, row);
       if (RANK[s] > RANK[best]) best = s;
     }
@@ -201,12 +193,7 @@
   }
 
   async function loadAlerts() {
-    let res = null;
-    try {
-      res = await getJson("api/alerts");
-    } catch (_err) {
-      res = null;
-    }
+    const res = await getJson("api/alerts").catch(() => null);
     if (res && res.status === 404) {
       state.alertsDue = Date.now() + ALERTS_MISSING_MS;
       renderAlerts([]);
@@ -263,9 +250,8 @@
     if (key !== state.windowsKey) {
       state.windowsKey = key;
       nav.replaceChildren(...windows.map((w) => {
-        const b = document.createElement("button");
+        const b = el("button", "", w);
         b.type = "button";
-        b.textContent = w;
         b.dataset.choice = w;
         b.addEventListener("click", () => chooseWindow(w));
         return b;
@@ -280,17 +266,10 @@
   function renderColumnHeads(selected) {
     const heads = $("colheads");
     if (!heads.children.length) {
-      const corner = document.createElement("div");
-      corner.className = "colhead scope-head";
-      corner.textContent = "Queue";
-      heads.append(corner, ...TILES.map((t) => {
-        const h = document.createElement("div");
-        h.className = "colhead";
+      heads.append(el("div", "colhead scope-head", "Queue"), ...TILES.map((t) => {
+        const h = el("div", "colhead");
         h.dataset.kpi = t.kpi;
-        const name = document.createElement("span");
-        name.textContent = t.label;
-        const win = document.createElement("small");
-        h.append(name, win);
+        h.append(el("span", "", t.label), el("small"));
         return h;
       }));
     }
@@ -300,27 +279,30 @@
   }
 
   function makePanel(scope) {
-    const panel = document.createElement("section");
-    panel.className = scope === "all" ? "panel total" : "panel";
+    const panel = el("section", scope === "all" ? "panel total" : "panel");
     panel.dataset.scope = scope;
-    const name = document.createElement("h2");
-    name.className = "scope";
-    name.textContent = scope === "all" ? "All queues" : scope.slice("queue:".length);
-    panel.append(name);
+    panel.append(el("h2", "scope", scope === "all" ? "All queues" : scope.slice("queue:".length)));
     const tiles = TILES.map((t) => {
-      const tile = document.createElement("div");
-      tile.className = "tile";
+      const tile = el("div", "tile");
       tile.dataset.scope = scope;
       tile.dataset.kpi = t.kpi;
       tile.dataset.status = "none";
-      const value = document.createElement("span");
-      value.className = "value";
-      value.textContent = DASH;
+      const value = el("span", "value", DASH);
       tile.append(value);
       panel.append(tile);
       return { tile, value, spec: t };
     });
     return { panel, tiles };
+  }
+
+  // The text stays exactly the formatted value; only the "%" is drawn smaller.
+  function showValue(node, text) {
+    node.classList.toggle("long", text.length > 6);
+    if (!text.endsWith("%")) {
+      node.textContent = text;
+      return;
+    }
+    node.replaceChildren(text.slice(0, -1), el("span", "unit", "%"));
   }
 
   function boardScopes(snap) {
@@ -348,19 +330,22 @@
       }
     }
     const board = $("board");
+    const order = [...board.querySelectorAll(":scope > .panel")].map((n) => n.dataset.scope);
+    const reorder = order.join("\n") !== scopes.join("\n");
     for (const scope of scopes) {
       let p = state.panels.get(scope);
       if (!p) {
         p = makePanel(scope);
         state.panels.set(scope, p);
       }
-      board.append(p.panel); // append moves an existing node: keeps the sorted order
+      // append moves an existing node; only when a queue came or went, so no churn
+      if (reorder) board.append(p.panel);
       for (const { tile, value, spec } of p.tiles) {
         const win = spec.live ? "now" : selected;
         const row = rows.get(`${scope}|${win}`);
         const v = row ? row[spec.kpi] : null;
         const text = format(spec.fmt, v);
-        if (value.textContent !== text) value.textContent = text;
+        if (value.textContent !== text) showValue(value, text);
         tile.dataset.window = win;
         tile.dataset.status = tileStatus(scope, spec.kpi, win, row);
         tile.title = `${spec.label} (${win})`;
@@ -392,11 +377,10 @@
     const section = $("alerts");
     if (!section) return;
     section.replaceChildren(...list.map((a) => {
-      const item = document.createElement("div");
-      item.className = "alert";
+      const item = el("div", "alert");
       item.dataset.severity = String(a.severity || "warning");
       const parts = [a.rule || a.name, a.scope, a.kpi, isNum(a.value) ? a.value : null];
-      item.textContent = parts.filter((x) => x !== null && x !== undefined).join(" · ");
+      item.textContent = parts.filter((x) => x !== null && x !== undefined).join(" \u00b7 ");
       return item;
     }));
   }
