@@ -48,6 +48,8 @@ stack-status:
 # Exit 5 means pytest collected nothing: for this suite that is a broken
 # setup, not a pass.
 test: install
+	@infra/browser.sh ensure
+	@infra/prometheus.sh ensure
 	@rc=0; infra/stack.sh run -- $(PY) -m pytest -q $(PYTEST_ARGS) || rc=$$?; \
 	if [ $$rc -eq 5 ]; then \
 		echo "make test: no tests ran (pytest exit 5); the suite must run tests" >&2; \

@@ -39,6 +39,6 @@ def register(app: KpiApp, hub: KpiHub, settings: Settings) -> Any:
             for event in events:
                 by_tp[event.message.tp].append(event.message)
             await hub.absorb(by_tp, from_agent=True)
-            await hub.persist()
+            await hub.drain()  # written before faust acks (and may commit) these events
 
     return kpi_events

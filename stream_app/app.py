@@ -43,7 +43,8 @@ def _metrics(registry: CollectorRegistry, settings: Settings) -> Any:
         from stream_app.metrics import KpiMetrics
     except ImportError:  # pragma: no cover - metrics module not present
         return None
-    return KpiMetrics(registry, agent_series=settings.metrics_agent_series)
+    return KpiMetrics(registry, agent_series=settings.metrics_agent_series,
+                      sl_threshold_seconds=settings.sl_threshold_seconds)
 
 
 def broker_url(bootstrap: str) -> str:
@@ -77,6 +78,8 @@ class KpiHub:
         self.last_publish = 0.0
         self._broker_down_logged = False
         self.rules: list[Rule] = []
+        self._writer: asyncio.Task[None] | None = None
+        self._published_newest = 0
         self.registry = CollectorRegistry(auto_describe=True)
         self.metrics = _metrics(self.registry, settings)
         self.redis = RedisSink(settings.redis_url, settings.redis_prefix,
@@ -128,12 +131,24 @@ class KpiHub:
             await self.persist()
 
     async def persist(self) -> None:
+        """Close the batch. Its writes go out in the background while the next batch is
+        absorbed; a batch's writes start only after the previous batch's are done, which
+        keeps the changelog in batch order (and holds consumption while the broker is away)."""
         async with self.lock:
             self.processor.events += self.pending
             self.pending = 0
             plan = self.processor.prepare()
-            if plan is not None:
-                await self._write(plan)
+            if plan is None:
+                return
+            if self._writer is not None:
+                await self._writer
+            self._writer = asyncio.create_task(self._write(plan), name="kpi-batch-writer")
+
+    async def drain(self) -> None:
+        """Everything absorbed is written and committed."""
+        await self.persist()
+        if self._writer is not None:
+            await self._writer
 
     async def _write(self, plan: Plan) -> None:
         """Send a batch's writes; while the broker is away, wait and send them all again."""
@@ -172,7 +187,7 @@ class KpiHub:
     async def on_revoked(self) -> None:
         """Before faust hands partitions away: everything applied is written; state dropped
         (it is rebuilt from the recovered table when partitions come back)."""
-        await self.persist()
+        await self.drain()
         self.processor.drop(list(self.processor.runtimes))
 
     # --- publishing -------------------------------------------------------------------------
@@ -192,9 +207,32 @@ class KpiHub:
         snap = self.latest = self.build_snapshot()
         self.last_publish = time.time()
         if self.metrics is not None:
+            p = self.processor
             self.metrics.update(snap)
+            self.metrics.processor_totals(p.events_by_type, p.rejected_total, p.duplicates_total)
+            for (queue, channel), waits in p.take_waits().items():
+                self.metrics.observe_waits(queue, channel, waits)
+            self.metrics.consumer_lag(await self._lag())
+            if p.newest_ts > self._published_newest:
+                self._published_newest = p.newest_ts
+                self.metrics.publish_latency(max(0.0, self.clock() / 1e6 - p.newest_ts / 1e6))
         if self.is_publisher():
             await self.redis.publish(snap)
+
+    async def _lag(self) -> dict[tuple[str, int], int]:
+        """Messages behind the log end, per input partition this worker owns."""
+        try:
+            tps = [tp for tp in self.app.assignor.assigned_actives()
+                   if tp.topic in self.input_topics]
+            ends = await self.app.consumer.highwaters(*tps) if tps else {}
+        except Exception:  # noqa: BLE001 - lag is best effort; never stop a publish for it
+            return {}
+        out = {}
+        for tp, end in ends.items():
+            rt = self.processor.runtimes.get(tp.partition)
+            done = rt.processed.get(self.processor.family_of[tp.topic], -1) if rt else -1
+            out[(tp.topic, tp.partition)] = max(0, (end or 0) - done - 1)
+        return out
 
     def current_snapshot(self) -> dict[str, Any]:
         if self.latest is None or time.time() - self.last_publish > self.settings.publish_interval:
@@ -279,7 +317,9 @@ def create_app(settings: Settings | None = None) -> KpiApp:
 
     @app.page("/metrics")
     async def _metrics_page(web: Any, request: Any) -> Any:
-        return web.bytes(generate_latest(hub.registry), content_type=CONTENT_TYPE_LATEST)
+        # Off the event loop: a large center's exposition takes tenths of a second.
+        body = await asyncio.to_thread(generate_latest, hub.registry)
+        return web.bytes(body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     rules = load_rules(settings.rules_file or None, settings.window_names)
     hub.rules = rules
@@ -290,7 +330,8 @@ def create_app(settings: Settings | None = None) -> KpiApp:
 
     @app.page("/")
     async def _index(web: Any, request: Any) -> Any:
-        return web.bytes(_asset("index.html"), content_type="text/html; charset=utf-8")
+        # (aiohttp refuses a charset in content_type=; headers= passes it through)
+        return web.bytes(_asset("index.html"), headers={"Content-Type": ASSET_TYPES[".html"]})
 
     @app.page("/assets/{name}")
     async def _assets(web: Any, request: Any, name: str) -> Any:
@@ -298,7 +339,7 @@ def create_app(settings: Settings | None = None) -> KpiApp:
         kind = ASSET_TYPES.get(Path(name).suffix)
         if not body or kind is None:
             return web.bytes(b"not found", status=404)
-        return web.bytes(body, content_type=kind)
+        return web.bytes(body, headers={"Content-Type": kind})
 
     @app.page("/api/status")
     async def _status(web: Any, request: Any) -> Any:

@@ -102,9 +102,25 @@ class LiveProcessor:
         self.dead_letters: list[tuple[bytes, str, str, int, int]] = []
         self.touched: set[int] = set()
         self.events = 0
-        self.events_by_type: dict[str, int] = {}
         self.rejected_total: dict[str, int] = {}
         self.duplicates_total = 0
+        self._by_class: dict[type, int] = {}
+        #: newest event time applied (us), for the event-to-publish latency
+        self.newest_ts = 0
+        #: (queue, channel, wait seconds) of answered contacts, for the wait histogram
+        self.waits: list[tuple[str, str, float]] = []
+
+    @property
+    def events_by_type(self) -> dict[str, int]:
+        """Valid events seen, by type (running totals)."""
+        return {c.__struct_config__.tag: n for c, n in self._by_class.items()}  # type: ignore[attr-defined]
+
+    def take_waits(self) -> dict[tuple[str, str], list[float]]:
+        out: dict[tuple[str, str], list[float]] = {}
+        for queue, channel, wait in self.waits:
+            out.setdefault((queue, channel), []).append(wait)
+        self.waits.clear()
+        return out
 
     # --- state loading ----------------------------------------------------------------------
     def load(self, partition: int, items: dict[bytes, bytes]) -> PartitionRuntime:
@@ -131,6 +147,9 @@ class LiveProcessor:
         gate_to = rt.recover_upto.get(family, -1)
         cfg = self.cfg
         last = done
+        by_type = self._by_class
+        state.waits = self.waits
+        newest = self.newest_ts
         for offset, raw in records:
             if offset <= done:
                 continue  # applied before a restart: everything it did is stored
@@ -146,17 +165,22 @@ class LiveProcessor:
                 state.reject(ev)
                 self.dead_letters.append((raw, ev, topic, partition, offset))
                 continue
+            by_type[ev.__class__] = by_type.get(ev.__class__, 0) + 1
             ts = to_us(ev.ts)
+            if ts > newest:
+                newest = ts
             reason = time_reason(ts, clock, cfg, True)
             if reason is None:
                 reason = state.apply(ev, ts, clock)
                 if reason is None:
                     continue
                 if reason == DUPLICATE:
+                    self.duplicates_total += 1
                     continue
             else:
                 state.reject(reason)
             self.dead_letters.append((raw, reason, topic, partition, offset))
+        self.newest_ts = newest
         if last > done:
             rt.processed[family] = last
             self.touched.add(partition)

@@ -76,7 +76,7 @@ class Settings(BaseSettings):
     # --- engine batching ---------------------------------------------------------------
     #: hand record batches to the processor below faust's per-event path
     fast_path: bool = True
-    batch_max: int = 5000
+    batch_max: int = 10000
     #: seconds before a silent worker's partitions go to the others
     session_timeout: float = 10.0
     batch_within: float = 0.2

@@ -167,7 +167,7 @@ def restore(cfg: Config, partition: int, items: dict[bytes, bytes]) -> Restored:
     fin: list[tuple[int, str, str]] = []
     for cid, con in state.contacts.items():
         if con.status == WAITING:
-            state.waiting[cid] = con
+            state.wait_add(cid, con)
         elif con.status >= ABANDONED:
             fin.append((con.last, "c", cid))
     for tid, t in state.tickets.items():

@@ -13,6 +13,7 @@ one per Kafka partition (events of one entity share a key, so a partition).
 
 from __future__ import annotations
 
+import heapq
 from collections import deque
 from dataclasses import dataclass
 from typing import Any, Final
@@ -143,6 +144,10 @@ class PartitionState:
         self.contacts: dict[str, Contact] = {}
         self.tickets: dict[str, Ticket] = {}
         self.waiting: dict[str, Contact] = {}
+        #: per (queue, channel): how many wait, and a heap of (offered, id) whose top,
+        #: once stale entries are popped, is the oldest waiting contact.
+        self.waiting_n: dict[tuple[str, str], int] = {}
+        self.waiting_heap: dict[tuple[str, str], list[tuple[int, str]]] = {}
         self.open_tickets: dict[tuple[str, str], int] = {}
         #: event_id -> event time (us); insertion order is roughly time order, which expiry uses.
         self.seen: dict[str, int] = {}
@@ -160,6 +165,8 @@ class PartitionState:
         self.new_ids: list[tuple[str, int]] | None = None
         #: offset of the message being applied (stamped on entities it changes)
         self.offset = -1
+        #: live only: answered waits go here too, for the Prometheus histogram
+        self.waits: list[tuple[str, str, float]] | None = None
         self._last_ttl_scan = 0
         self._handlers = {
             ContactOffered: self._offered,
@@ -251,16 +258,43 @@ class PartitionState:
         self.dirty, self.new_ids = set(), []
         return records, ids
 
+    # --- waiting contacts -------------------------------------------------------------------------
+    def wait_add(self, cid: str, c: Contact) -> None:
+        self.waiting[cid] = c
+        key = (c.queue, c.channel)
+        self.waiting_n[key] = self.waiting_n.get(key, 0) + 1
+        heapq.heappush(self.waiting_heap.setdefault(key, []), (c.offered, cid))
+
+    def wait_del(self, cid: str) -> None:
+        c = self.waiting.pop(cid, None)
+        if c is None:
+            return
+        key = (c.queue, c.channel)
+        left = self.waiting_n[key] - 1
+        if left:
+            self.waiting_n[key] = left
+        else:  # nobody waits here: the heap holds only stale entries
+            del self.waiting_n[key]
+            del self.waiting_heap[key]
+
+    def _oldest(self, key: tuple[str, str]) -> int:
+        heap = self.waiting_heap[key]
+        while True:
+            offered, cid = heap[0]
+            c = self.waiting.get(cid)
+            if c is not None and c.offered == offered and (c.queue, c.channel) == key:
+                return offered
+            heapq.heappop(heap)
+
     # --- contacts -------------------------------------------------------------------------------
     def _offered(self, ev: ContactOffered, ts: int, clock: int) -> str | None:
         cid = ev.contact_id
         old = self._contact(cid, clock)
-        if old is not None:
-            if ts < old.last:
-                return OUT_OF_ORDER
-            self.waiting.pop(cid, None)  # offered again: a new life for the same id
+        if old is not None and ts < old.last:
+            return OUT_OF_ORDER
+        self.wait_del(cid)  # offered again (or forgotten while waiting): a new life
         c = self.contacts[cid] = Contact(ev.queue, ev.channel, ts)
-        self.waiting[cid] = c
+        self.wait_add(cid, c)
         self._touch("c", cid)
         self._cell(ts, ev.queue, ev.channel, NO_AGENT)[A.OFFERED] += 1
         return None
@@ -273,7 +307,7 @@ class PartitionState:
         if ts < c.last:
             return OUT_OF_ORDER
         c.status, c.answered, c.agent, c.last = ANSWERED, ts, ev.agent_id, ts
-        del self.waiting[cid]
+        self.wait_del(cid)
         self._touch("c", cid)
         wait = ts - c.offered
         cell = self._cell(ts, c.queue, c.channel, ev.agent_id)
@@ -282,6 +316,8 @@ class PartitionState:
         if wait <= self.cfg.sl_threshold_us:
             cell[A.WITHIN_SL] += 1
         sketch.add(cell[A.WAIT_SK], wait / US)
+        if self.waits is not None:
+            self.waits.append((c.queue, c.channel, wait / US))
         return None
 
     def _abandoned(self, ev: ContactAbandoned, ts: int, clock: int) -> str | None:
@@ -292,7 +328,7 @@ class PartitionState:
         if ts < c.last:
             return OUT_OF_ORDER
         c.status, c.last = ABANDONED, ts
-        del self.waiting[cid]
+        self.wait_del(cid)
         self.finished.append((ts, "c", cid))
         self._touch("c", cid)
         self._cell(ts, c.queue, c.channel, NO_AGENT)[A.ABANDONED] += 1
@@ -420,15 +456,13 @@ class PartitionState:
                 s = out[scope] = [0, None, 0]
             return s
 
-        horizon = clock - self.cfg.open_ttl_us
-        for c in self.waiting.values():
-            if c.last < horizon:
-                continue
-            for scope in ("all", "queue:" + c.queue, "channel:" + c.channel):
+        for key, n in self.waiting_n.items():
+            oldest = self._oldest(key)
+            for scope in ("all", "queue:" + key[0], "channel:" + key[1]):
                 s = slot(scope)
-                s[0] += 1
-                if s[1] is None or c.offered < s[1]:
-                    s[1] = c.offered
+                s[0] += n
+                if s[1] is None or oldest < s[1]:
+                    s[1] = oldest
         for (queue, channel), n in self.open_tickets.items():
             for scope in ("all", "queue:" + queue, "channel:" + channel):
                 slot(scope)[2] += n
@@ -461,7 +495,7 @@ class PartitionState:
 
     def _drop_idle(self, horizon: int) -> None:
         for cid in [k for k, c in self.contacts.items() if c.status < ABANDONED and c.last < horizon]:
-            self.waiting.pop(cid, None)
+            self.wait_del(cid)
             del self.contacts[cid]
             self._touch("c", cid)
         for tid in [k for k, t in self.tickets.items() if t.status == OPEN and t.last < horizon]:
