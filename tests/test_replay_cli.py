@@ -14,9 +14,19 @@ import pytest
 from tables.compare import diff
 
 ROOT = Path(__file__).resolve().parents[1]
-EXAMPLES = Path("/work/shared/contract/examples")
+# The contract's example, as copied into the repo (so a lone clone can run the suite);
+# the copy is checked against the contract checkout beside the repo when there is one.
+EXAMPLES = Path(__file__).resolve().parent / "contract"
+SHARED = ROOT.parent / "shared" / "contract" / "examples"
 SMALL = EXAMPLES / "small.jsonl"
 EXPECTED = EXAMPLES / "small.expected.json"
+
+
+def test_the_copy_of_the_contract_example_is_current() -> None:
+    if not SHARED.is_dir():
+        pytest.skip("no contract checkout beside the repository to compare with")
+    for name in ("small.jsonl", "small.expected.json"):
+        assert (EXAMPLES / name).read_bytes() == (SHARED / name).read_bytes(), name
 
 
 def cli(*args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
