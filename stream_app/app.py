@@ -47,6 +47,15 @@ def _metrics(registry: CollectorRegistry, settings: Settings) -> Any:
                       sl_threshold_seconds=settings.sl_threshold_seconds)
 
 
+def _alerts(hub: KpiHub) -> Any:
+    """The SLA alert service (stream_app/alerts.py: ``make_alerts(hub)``), if present."""
+    try:
+        from stream_app.alerts import make_alerts
+    except ImportError:  # pragma: no cover
+        return None
+    return make_alerts(hub)
+
+
 def broker_url(bootstrap: str) -> str:
     return "kafka://" + ";".join(h.strip() for h in bootstrap.split(",") if h.strip())
 
@@ -80,6 +89,7 @@ class KpiHub:
         self.rules: list[Rule] = []
         self._writer: asyncio.Task[None] | None = None
         self._published_newest = 0
+        self.alerts: Any = None  # set by create_app once the rules are loaded
         self.registry = CollectorRegistry(auto_describe=True)
         self.metrics = _metrics(self.registry, settings)
         self.redis = RedisSink(settings.redis_url, settings.redis_prefix,
@@ -218,6 +228,8 @@ class KpiHub:
                 self.metrics.publish_latency(max(0.0, self.clock() / 1e6 - p.newest_ts / 1e6))
         if self.is_publisher():
             await self.redis.publish(snap)
+            if self.alerts is not None:
+                await self.alerts.evaluate(snap)
 
     async def _lag(self) -> dict[tuple[str, int], int]:
         """Messages behind the log end, per input partition this worker owns."""
@@ -323,6 +335,12 @@ def create_app(settings: Settings | None = None) -> KpiApp:
 
     rules = load_rules(settings.rules_file or None, settings.window_names)
     hub.rules = rules
+    hub.alerts = _alerts(hub)
+
+    @app.page("/api/alerts")
+    async def _alerts_page(web: Any, request: Any) -> Any:
+        body = await hub.alerts.active_json() if hub.alerts is not None else []
+        return web.bytes(orjson.dumps(body), content_type="application/json")
 
     @app.page("/api/rules")
     async def _rules(web: Any, request: Any) -> Any:

@@ -119,6 +119,22 @@ def snapshot(
     run_snapshot(fmt=fmt, url=url, from_redis=from_redis)
 
 
+alerts_app = typer.Typer(help="SLA rules as Prometheus alerting rules.", no_args_is_help=True)
+app.add_typer(alerts_app, name="alerts")
+
+
+@alerts_app.command("export")
+def alerts_export(
+    rules_file: Annotated[
+        Optional[Path], typer.Option("--rules", help="Rules file (default: KPI_RULES_FILE).")
+    ] = None,
+) -> None:
+    """Write a Prometheus rules file for the kpi_* gauges (stdout)."""
+    from stream_app.alerts_export import run_export
+
+    run_export(rules_file)
+
+
 def main() -> None:
     app()
 
