@@ -119,6 +119,21 @@ def snapshot(
     run_snapshot(fmt=fmt, url=url, from_redis=from_redis)
 
 
+@app.command()
+def bench(
+    events: Annotated[int, typer.Option(help="Events in the throughput runs.")] = 1_000_000,
+    memory_events: Annotated[int, typer.Option(help="Events through the memory run.")] = 10_000_000,
+    latency_seconds: Annotated[float, typer.Option(help="Length of the latency run.")] = 60.0,
+    skip: Annotated[
+        Optional[list[str]], typer.Option(help="Skip: live, latency, memory, replay.")
+    ] = None,
+) -> None:
+    """Measure throughput, latency and memory (needs the stack: `make bench`)."""
+    from stream_app.bench import run_bench
+
+    run_bench(events, memory_events, latency_seconds, set(skip or []))
+
+
 alerts_app = typer.Typer(help="SLA rules as Prometheus alerting rules.", no_args_is_help=True)
 app.add_typer(alerts_app, name="alerts")
 
