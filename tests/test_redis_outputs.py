@@ -45,15 +45,23 @@ def _redis_matches(client: redis.Redis, prefix: str, snap: dict) -> list[str]:
     return problems
 
 
+def _total(snap: dict) -> int:
+    return next((r["contacts_offered"] for r in snap["rows"]
+                 if (r["scope"], r["window"]) == ("all", "24h")), -1)
+
+
 def _settled(dep: Deployment, port: int, client: redis.Redis, prefix: str, deadline: float) -> dict:
-    """Wait until Redis holds exactly the rows of the worker's latest snapshot."""
+    """Wait until Redis holds a snapshot with everything the worker has, and exactly its rows."""
     end = time.monotonic() + deadline
     problems: list[str] = []
+    want = _total(dep.get(port, "/api/snapshot"))
     while time.monotonic() < end:
         raw = client.get(f"{prefix}snapshot")
         if raw:
             snap = orjson.loads(raw)
             problems = _redis_matches(client, prefix, snap)
+            if _total(snap) != want:
+                problems.append(f"Redis has {_total(snap)} offered, the worker {want}")
             if not problems:
                 return snap
         time.sleep(0.5)
