@@ -22,7 +22,9 @@ from typing import Any
 
 import orjson
 import redis.asyncio as aioredis
+from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
+from redis.retry import Retry
 
 log = logging.getLogger("kpi.redis")
 
@@ -50,8 +52,11 @@ class RedisSink:
 
     def _client(self) -> aioredis.Redis:
         if self.client is None:
+            # No retries inside a publish: the next publish is the retry, and a publish
+            # must not hold the event loop for a second of back-off while Redis is away.
             self.client = aioredis.from_url(
-                self.url, socket_timeout=2, socket_connect_timeout=2, health_check_interval=10
+                self.url, socket_timeout=2, socket_connect_timeout=2, health_check_interval=10,
+                retry=Retry(NoBackoff(), 0),
             )
         return self.client
 
