@@ -17,8 +17,8 @@ import faust
 import orjson
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
-from stream_app.logs import LOGGING_CONFIG
 from stream_app.live import LiveProcessor, Msg, Plan, wall_clock_us
+from stream_app.logs import LOGGING_CONFIG
 from stream_app.rules import Rule, load_rules, rules_json
 from stream_app.settings import Settings, get_settings
 from stream_app.sinks import RedisSink
@@ -43,8 +43,11 @@ def _metrics(registry: CollectorRegistry, settings: Settings) -> Any:
         from stream_app.metrics import KpiMetrics
     except ImportError:  # pragma: no cover - metrics module not present
         return None
-    return KpiMetrics(registry, agent_series=settings.metrics_agent_series,
-                      sl_threshold_seconds=settings.sl_threshold_seconds)
+    return KpiMetrics(
+        registry,
+        agent_series=settings.metrics_agent_series,
+        sl_threshold_seconds=settings.sl_threshold_seconds,
+    )
 
 
 def _alerts(hub: KpiHub) -> Any:
@@ -92,8 +95,9 @@ class KpiHub:
         self.alerts: Any = None  # set by create_app once the rules are loaded
         self.registry = CollectorRegistry(auto_describe=True)
         self.metrics = _metrics(self.registry, settings)
-        self.redis = RedisSink(settings.redis_url, settings.redis_prefix,
-                               max(settings.retention_seconds, 3600))
+        self.redis = RedisSink(
+            settings.redis_url, settings.redis_prefix, max(settings.retention_seconds, 3600)
+        )
         self.contact_topic = settings.input_topics["contact"]
 
     def clock(self) -> int:
@@ -112,7 +116,9 @@ class KpiHub:
             if len(parts) > 1 and b"|" + parts[1] == tag:
                 mine[k] = v
         self.processor.load(partition, mine)
-        for k in mine:  # our runtime holds it now; recovery refills the store on the next assignment
+        for (
+            k
+        ) in mine:  # our runtime holds it now; recovery refills the store on the next assignment
             raw.pop(k, None)
 
     async def absorb(
@@ -126,8 +132,9 @@ class KpiHub:
                 others.append((tp, recs))
                 continue
             self._ensure(tp.partition)
-            self.processor.absorb(tp.topic, tp.partition, [(r.offset, r.value) for r in recs],
-                                  clock)
+            self.processor.absorb(
+                tp.topic, tp.partition, [(r.offset, r.value) for r in recs], clock
+            )
             if not self.pending:
                 self.pending_since = time.monotonic()
             self.pending += len(recs)
@@ -176,9 +183,12 @@ class KpiHub:
                 raise
             except Exception as exc:  # noqa: BLE001 - the broker may come back
                 if not self._broker_down_logged:
-                    log.error("cannot write state to Kafka (%s); holding the batch and retrying. "
-                              "Check that the broker at %s is up.", exc,
-                              self.settings.kafka_bootstrap_servers)
+                    log.error(
+                        "cannot write state to Kafka (%s); holding the batch and retrying. "
+                        "Check that the broker at %s is up.",
+                        exc,
+                        self.settings.kafka_bootstrap_servers,
+                    )
                     self._broker_down_logged = True
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10.0)
@@ -234,8 +244,9 @@ class KpiHub:
     async def _lag(self) -> dict[tuple[str, int], int]:
         """Messages behind the log end, per input partition this worker owns."""
         try:
-            tps = [tp for tp in self.app.assignor.assigned_actives()
-                   if tp.topic in self.input_topics]
+            tps = [
+                tp for tp in self.app.assignor.assigned_actives() if tp.topic in self.input_topics
+            ]
             ends = await self.app.consumer.highwaters(*tps) if tps else {}
         except Exception:  # noqa: BLE001 - lag is best effort; never stop a publish for it
             return {}
@@ -252,8 +263,13 @@ class KpiHub:
         return self.latest
 
 
-ASSET_TYPES = {".html": "text/html; charset=utf-8", ".js": "application/javascript",
-               ".css": "text/css", ".svg": "image/svg+xml", ".png": "image/png"}
+ASSET_TYPES = {
+    ".html": "text/html; charset=utf-8",
+    ".js": "application/javascript",
+    ".css": "text/css",
+    ".svg": "image/svg+xml",
+    ".png": "image/png",
+}
 
 
 def _asset(name: str) -> bytes:
@@ -290,8 +306,9 @@ def create_app(settings: Settings | None = None) -> KpiApp:
         producer_max_batch_size=1 << 20,
         producer_max_request_size=4 << 20,
     )
-    raw = faust.Schema(key_type=bytes, value_type=bytes, key_serializer="raw",
-                       value_serializer="raw")
+    raw: Any = faust.Schema(
+        key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"
+    )
     table = app.Table(
         "kpi-state",
         partitions=settings.partitions,
@@ -310,7 +327,7 @@ def create_app(settings: Settings | None = None) -> KpiApp:
 
     kpi_agents.register(app, hub, settings)
 
-    @app.on_partitions_revoked.connect
+    @app.on_partitions_revoked.connect  # type: ignore[arg-type]
     async def _on_revoked(_app: Any, revoked: Any, **kwargs: Any) -> None:
         await hub.on_revoked()
 
@@ -368,8 +385,9 @@ def create_app(settings: Settings | None = None) -> KpiApp:
             "events": hub.processor.events,
             "last_publish": hub.last_publish,
         }
-        return web.bytes(orjson.dumps(body, option=orjson.OPT_NON_STR_KEYS),
-                         content_type="application/json")
+        return web.bytes(
+            orjson.dumps(body, option=orjson.OPT_NON_STR_KEYS), content_type="application/json"
+        )
 
     return app
 

@@ -16,7 +16,6 @@ import asyncio
 import datetime as dt
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -31,9 +30,7 @@ import orjson
 import psutil
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from rich.console import Console
-from rich.table import Table
 
-from stream_app.producer import produce_lines
 from stream_app.replay import iter_lines, replay_paths
 from stream_app.settings import get_settings
 from stream_app.simulator import generate_events
@@ -61,9 +58,15 @@ class Deployment:
         s = get_settings()
         self.bootstrap = s.kafka_bootstrap_servers
         self.prefix = f"bench{tag}."
-        self.env = {**os.environ, "KPI_TOPIC_PREFIX": self.prefix, "KPI_APP_ID": f"bench{tag}",
-                    "KPI_REDIS_PREFIX": f"bench{tag}:", "KPI_PARTITIONS": str(partitions),
-                    "KPI_DATA_DIR": tempfile.mkdtemp(prefix="kpi-bench-"), **extra_env}
+        self.env = {
+            **os.environ,
+            "KPI_TOPIC_PREFIX": self.prefix,
+            "KPI_APP_ID": f"bench{tag}",
+            "KPI_REDIS_PREFIX": f"bench{tag}:",
+            "KPI_PARTITIONS": str(partitions),
+            "KPI_DATA_DIR": tempfile.mkdtemp(prefix="kpi-bench-"),
+            **extra_env,
+        }
         self.topics = {f: f"{self.prefix}{f}-events" for f in ("contact", "ticket", "survey")}
         self.partitions = partitions
         self.procs: list[subprocess.Popen[bytes]] = []
@@ -71,16 +74,24 @@ class Deployment:
     async def create(self) -> None:
         from stream_app.settings import Settings
 
-        await ensure_worker_topics(Settings(topic_prefix=self.prefix,
-                                            app_id=self.env["KPI_APP_ID"],
-                                            partitions=self.partitions))
+        await ensure_worker_topics(
+            Settings(
+                topic_prefix=self.prefix, app_id=self.env["KPI_APP_ID"], partitions=self.partitions
+            )
+        )
 
     def start_worker(self) -> int:
         port = _free_port()
         env = {**self.env, "KPI_WEB_PORT": str(port)}
-        self.procs.append(subprocess.Popen([sys.executable, "-m", "stream_app", "worker"],
-                                           cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
-                                           stderr=subprocess.DEVNULL))
+        self.procs.append(
+            subprocess.Popen(
+                [sys.executable, "-m", "stream_app", "worker"],
+                cwd=ROOT,
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+        )
         return port
 
     def stop(self) -> None:
@@ -103,12 +114,14 @@ def _status(port: int) -> dict[str, Any] | None:
         return None
 
 
-def _caught_up(status: dict[str, Any], ends: dict[tuple[str, int], int],
-               topics: dict[str, str]) -> bool:
+def _caught_up(
+    status: dict[str, Any], ends: dict[tuple[str, int], int], topics: dict[str, str]
+) -> bool:
     view = status["view_offsets"]
     fam = {t: f for f, t in topics.items()}
-    return all(end == 0 or view.get(str(p), {}).get(fam[t], -1) >= end - 1
-               for (t, p), end in ends.items())
+    return all(
+        end == 0 or view.get(str(p), {}).get(fam[t], -1) >= end - 1 for (t, p), end in ends.items()
+    )
 
 
 async def _end_offsets(dep: Deployment) -> dict[tuple[str, int], int]:
@@ -121,11 +134,15 @@ async def _end_offsets(dep: Deployment) -> dict[tuple[str, int], int]:
         await c.stop()
 
 
-# --- 1. the physical limit ------------------------------------------------------------------------
+# --- 1. the physical limit ---------------------------------------------------------------
 async def bare_consume(dep: Deployment, n: int) -> float:
-    consumer = AIOKafkaConsumer(bootstrap_servers=dep.bootstrap, enable_auto_commit=False,
-                                max_poll_records=10000, fetch_max_bytes=64 << 20,
-                                max_partition_fetch_bytes=16 << 20)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=dep.bootstrap,
+        enable_auto_commit=False,
+        max_poll_records=10000,
+        fetch_max_bytes=64 << 20,
+        max_partition_fetch_bytes=16 << 20,
+    )
     await consumer.start()
     try:
         tps = [TopicPartition(t, p) for t in dep.topics.values() for p in range(dep.partitions)]
@@ -137,7 +154,7 @@ async def bare_consume(dep: Deployment, n: int) -> float:
         while seen < n:
             for recs in (await consumer.getmany(timeout_ms=1000, max_records=10000)).values():
                 for r in recs:
-                    try:
+                    try:  # noqa: SIM105 - suppress() per message would slow the loop we measure
                         loads(r.value)
                     except orjson.JSONDecodeError:
                         pass
@@ -147,7 +164,7 @@ async def bare_consume(dep: Deployment, n: int) -> float:
         await consumer.stop()
 
 
-# --- 2/3. workers ---------------------------------------------------------------------------------
+# --- 2/3. workers ---------------------------------------------------------------
 def run_workers(dep: Deployment, n: int, workers: int, deadline: float = 900) -> dict[str, float]:
     ends = asyncio.run(_end_offsets(dep))
     t_start = time.perf_counter()
@@ -158,20 +175,23 @@ def run_workers(dep: Deployment, n: int, workers: int, deadline: float = 900) ->
         while time.monotonic() < end:
             sts = [_status(p) for p in ports]
             if all(sts):
-                if first is None and sum(s["events"] for s in sts if s) > 0:  # type: ignore[index]
+                if first is None and sum(s["events"] for s in sts if s) > 0:
                     first = time.perf_counter()
                 if all(_caught_up(s, ends, dep.topics) for s in sts if s):
                     done = time.perf_counter()
                     assert first is not None
-                    return {"events_per_s": n / (done - first), "seconds": done - first,
-                            "startup_s": first - t_start}
+                    return {
+                        "events_per_s": n / (done - first),
+                        "seconds": done - first,
+                        "startup_s": first - t_start,
+                    }
             time.sleep(0.05)
         raise RuntimeError("workers did not catch up in time")
     finally:
         dep.stop()
 
 
-# --- 4. latency ------------------------------------------------------------------------------------
+# --- 4. latency ---------------------------------------------------------------
 async def latency(rate: float, seconds: float) -> dict[str, float]:
     import redis.asyncio as aioredis
     from aiokafka import AIOKafkaProducer
@@ -209,8 +229,9 @@ async def latency(rate: float, seconds: float) -> dict[str, float]:
     producer = AIOKafkaProducer(bootstrap_servers=dep.bootstrap, linger_ms=2)
     await producer.start()
     try:
-        gen = generate_events(rate=rate, duration=seconds + 5, seed=99, start_epoch=time.time(),
-                              bad_share=0.0)
+        gen = generate_events(
+            rate=rate, duration=seconds + 5, seed=99, start_epoch=time.time(), bad_share=0.0
+        )
         t0 = time.time()
         tick, probe = 0.01, 0
         next_probe = t0 + 1.0
@@ -224,11 +245,17 @@ async def latency(rate: float, seconds: float) -> dict[str, float]:
             if time.time() >= next_probe:
                 probe += 1
                 now = time.time()
-                ev = {"event_id": f"probe-{uuid.uuid4().hex}", "type": "contact_offered",
-                      "ts": dt.datetime.fromtimestamp(now, dt.UTC).isoformat(),
-                      "contact_id": f"probe-{probe}", "queue": "probe", "channel": "voice"}
-                await producer.send_and_wait(dep.topics["contact"], orjson.dumps(ev),
-                                             key=f"probe-{probe}".encode())
+                ev = {
+                    "event_id": f"probe-{uuid.uuid4().hex}",
+                    "type": "contact_offered",
+                    "ts": dt.datetime.fromtimestamp(now, dt.UTC).isoformat(),
+                    "contact_id": f"probe-{probe}",
+                    "queue": "probe",
+                    "channel": "voice",
+                }
+                await producer.send_and_wait(
+                    dep.topics["contact"], orjson.dumps(ev), key=f"probe-{probe}".encode()
+                )
                 sent[probe] = now
                 next_probe += 0.25
             await asyncio.sleep(0.005)
@@ -241,20 +268,31 @@ async def latency(rate: float, seconds: float) -> dict[str, float]:
     lat = sorted((seen[i] - sent[i]) * 1000 for i in sent if i in seen)
     if not lat:
         raise RuntimeError("no probe reached Redis")
-    return {"p50_ms": statistics.median(lat), "p99_ms": lat[max(0, int(len(lat) * 0.99) - 1)],
-            "max_ms": lat[-1], "probes": len(lat), "lost": len(sent) - len(lat)}
+    return {
+        "p50_ms": statistics.median(lat),
+        "p99_ms": lat[max(0, int(len(lat) * 0.99) - 1)],
+        "max_ms": lat[-1],
+        "probes": len(lat),
+        "lost": len(sent) - len(lat),
+    }
 
 
-# --- 5. memory --------------------------------------------------------------------------------------
+# --- 5. memory ---------------------------------------------------------------
 def memory(n: int, days: float) -> dict[str, Any]:
     rate = n / (days * 86400)
     proc = psutil.Process()
     rep = Replayer(Config())
     samples: list[tuple[int, float]] = []
     step = max(1, n // 40)
-    for i, line in enumerate(generate_events(rate=rate, duration=days * 86400, seed=5,
-                                             start_epoch=time.time() - days * 86400,
-                                             bad_share=0.01)):
+    for i, line in enumerate(
+        generate_events(
+            rate=rate,
+            duration=days * 86400,
+            seed=5,
+            start_epoch=time.time() - days * 86400,
+            bad_share=0.01,
+        )
+    ):
         rep.feed(line)
         if i % step == 0:
             samples.append((i, proc.memory_info().rss / 2**20))
@@ -263,8 +301,14 @@ def memory(n: int, days: float) -> dict[str, Any]:
     samples.append((n, proc.memory_info().rss / 2**20))
     warm = [mb for i, mb in samples if i >= n * 0.4]  # after the first day of 2.5+
     mid = statistics.median(warm)
-    return {"events": n, "days": days, "samples": samples, "rss_mb_after_warmup_min": min(warm),
-            "rss_mb_after_warmup_max": max(warm), "spread_pct": (max(warm) - min(warm)) / mid * 100}
+    return {
+        "events": n,
+        "days": days,
+        "samples": samples,
+        "rss_mb_after_warmup_min": min(warm),
+        "rss_mb_after_warmup_max": max(warm),
+        "spread_pct": (max(warm) - min(warm)) / mid * 100,
+    }
 
 
 def sparkline(values: list[float]) -> str:
@@ -273,7 +317,7 @@ def sparkline(values: list[float]) -> str:
     return "".join(bars[int((v - lo) / (hi - lo + 1e-9) * (len(bars) - 1))] for v in values)
 
 
-# --- 6. replay ----------------------------------------------------------------------------------------
+# --- 6. replay ---------------------------------------------------------------
 def replay_speed(path: Path) -> dict[str, float]:
     best_bare, best_rep = 0.0, 0.0
     n = 0
@@ -283,7 +327,7 @@ def replay_speed(path: Path) -> dict[str, float]:
         with path.open("rb") as f:
             for line in iter_lines(f):
                 if line.strip():
-                    try:
+                    try:  # noqa: SIM105 - as above: this is the yardstick loop
                         orjson.loads(line)
                     except orjson.JSONDecodeError:
                         pass
@@ -292,86 +336,25 @@ def replay_speed(path: Path) -> dict[str, float]:
         t = time.perf_counter()
         replay_paths([str(path)]).snapshot()
         best_rep = max(best_rep, n / (time.perf_counter() - t))
-    return {"events": n, "bare_per_s": best_bare, "replay_per_s": best_rep,
-            "ratio": best_rep / best_bare}
+    return {
+        "events": n,
+        "bare_per_s": best_bare,
+        "replay_per_s": best_rep,
+        "ratio": best_rep / best_bare,
+    }
 
 
 def write_file(path: Path, n: int, rate: float = 300.0) -> None:
     with path.open("wb") as f:
-        for i, line in enumerate(generate_events(rate=rate, duration=n / rate * 1.05, seed=7,
-                                                 start_epoch=time.time() - n / rate,
-                                                 bad_share=0.01)):
+        for i, line in enumerate(
+            generate_events(
+                rate=rate,
+                duration=n / rate * 1.05,
+                seed=7,
+                start_epoch=time.time() - n / rate,
+                bad_share=0.01,
+            )
+        ):
             if i >= n:
                 break
             f.write(line + b"\n")
-
-
-# --- the run ------------------------------------------------------------------------------------------
-def run_bench(events: int, memory_events: int, latency_seconds: float, skip: set[str]) -> None:
-    results: dict[str, Any] = {
-        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
-                    "platform": platform.platform(), "ram_gb": round(psutil.virtual_memory().total / 2**30)},
-        "events": events,
-    }
-    rows: list[tuple[str, str, str]] = []
-    work = Path(tempfile.mkdtemp(prefix="kpi-bench-"))
-    data = work / "events.jsonl"
-    with console.status(f"generating {events:,} events of the simulator's mix"):
-        write_file(data, events)
-    lines = [ln for ln in data.read_bytes().split(b"\n") if ln]
-    if "live" not in skip:
-        dep = Deployment()
-        asyncio.run(dep.create())
-        with console.status("filling the topics"):
-            asyncio.run(produce_lines(dep.bootstrap, dep.topics, lines))
-        with console.status("bare aiokafka + orjson consumer"):
-            bare = asyncio.run(bare_consume(dep, len(lines)))
-        with console.status("one worker"):
-            one = run_workers(dep, len(lines), 1)
-        dep2 = Deployment()
-        asyncio.run(dep2.create())
-        asyncio.run(produce_lines(dep2.bootstrap, dep2.topics, lines))
-        with console.status("two workers"):
-            two = run_workers(dep2, len(lines), 2)
-        results.update(bare_consumer_per_s=bare, one_worker=one, two_workers=two,
-                       ratio_to_bare=one["events_per_s"] / bare,
-                       two_vs_one=two["events_per_s"] / one["events_per_s"])
-        rows += [
-            ("bare aiokafka + orjson.loads", f"{bare:,.0f} ev/s", "the physical limit"),
-            ("kpi-stream, 1 worker", f"{one['events_per_s']:,.0f} ev/s",
-             f"{one['events_per_s'] / bare:.0%} of bare; target 25,000 and 40 %"),
-            ("kpi-stream, 2 workers", f"{two['events_per_s']:,.0f} ev/s",
-             f"x{two['events_per_s'] / one['events_per_s']:.2f} of 1 worker"),
-        ]
-    if "latency" not in skip:
-        with console.status(f"latency at 2,000 ev/s for {latency_seconds:.0f} s"):
-            lat = asyncio.run(latency(2000, latency_seconds))
-        results["latency"] = lat
-        rows.append(("event -> Redis @2,000 ev/s",
-                     f"p50 {lat['p50_ms']:.0f} / p99 {lat['p99_ms']:.0f} / max {lat['max_ms']:.0f} ms",
-                     f"{lat['probes']} probes; target p99 < 500 ms"))
-    if "memory" not in skip:
-        with console.status(f"memory over {memory_events:,} events (replay core)"):
-            mem = memory(memory_events, days=4)
-        results["memory"] = mem
-        rows.append(("RSS, replay core, 4 days of events",
-                     f"{mem['rss_mb_after_warmup_min']:.0f}-{mem['rss_mb_after_warmup_max']:.0f} MB",
-                     f"spread {mem['spread_pct']:.1f} % after day 1; "
-                     + sparkline([mb for _, mb in mem["samples"]])))
-    if "replay" not in skip:
-        with console.status("replay vs bare orjson loop"):
-            rep = replay_speed(data)
-        results["replay"] = rep
-        rows.append(("replay", f"{rep['replay_per_s']:,.0f} ev/s",
-                     f"{rep['ratio']:.0%} of a bare orjson loop ({rep['bare_per_s']:,.0f}/s); target 50 %"))
-    table = Table(title=f"kpi-stream bench, {events:,} events, {os.cpu_count()} cores")
-    for col in ("what", "result", "notes"):
-        table.add_column(col)
-    for row in rows:
-        table.add_row(*row)
-    Console(width=160).print(table)
-    out = ROOT / "bench" / "results" / f"{dt.date.today().isoformat()}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(results, indent=2))
-    console.print(f"written to {out.relative_to(ROOT)}")

@@ -6,7 +6,7 @@ Heavy imports stay inside the commands so ``--help`` is instant.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -21,14 +21,15 @@ app = typer.Typer(
 def simulate(
     rate: Annotated[float, typer.Option(help="Events per second (event time).")] = 200.0,
     duration: Annotated[
-        Optional[float], typer.Option(help="Seconds of event time to generate; default: forever (live).")
+        float | None,
+        typer.Option(help="Seconds of event time to generate; default: forever (live)."),
     ] = None,
     seed: Annotated[int, typer.Option(help="Random seed: same seed, same stream.")] = 1,
     to_file: Annotated[
-        Optional[Path], typer.Option("--to-file", help="Write JSONL here instead of Kafka.")
+        Path | None, typer.Option("--to-file", help="Write JSONL here instead of Kafka.")
     ] = None,
     end: Annotated[
-        Optional[str],
+        str | None,
         typer.Option(help="With --to-file: ISO time of the last event (default: now)."),
     ] = None,
     bad_share: Annotated[
@@ -56,9 +57,7 @@ def produce(
 @app.command()
 def replay(
     files: Annotated[list[str], typer.Argument(help="JSONL files ('-' for stdin).")],
-    at: Annotated[
-        Optional[str], typer.Option(help="Fix the clock at this ISO time.")
-    ] = None,
+    at: Annotated[str | None, typer.Option(help="Fix the clock at this ISO time.")] = None,
     fmt: Annotated[str, typer.Option("--format", help="json or table.")] = "json",
 ) -> None:
     """Offline replay: read JSONL events and print the KPI snapshot."""
@@ -107,7 +106,7 @@ def worker(
 def snapshot(
     fmt: Annotated[str, typer.Option("--format", help="json or table.")] = "json",
     url: Annotated[
-        Optional[str], typer.Option(help="Worker base URL (default: from KPI_WEB_HOST/PORT).")
+        str | None, typer.Option(help="Worker base URL (default: from KPI_WEB_HOST/PORT).")
     ] = None,
     from_redis: Annotated[
         bool, typer.Option("--from-redis", help="Read the snapshot the worker left in Redis.")
@@ -125,11 +124,11 @@ def bench(
     memory_events: Annotated[int, typer.Option(help="Events through the memory run.")] = 10_000_000,
     latency_seconds: Annotated[float, typer.Option(help="Length of the latency run.")] = 60.0,
     skip: Annotated[
-        Optional[list[str]], typer.Option(help="Skip: live, latency, memory, replay.")
+        list[str] | None, typer.Option(help="Skip: live, latency, memory, replay.")
     ] = None,
 ) -> None:
     """Measure throughput, latency and memory (needs the stack: `make bench`)."""
-    from stream_app.bench import run_bench
+    from stream_app.bench_report import run_bench
 
     run_bench(events, memory_events, latency_seconds, set(skip or []))
 
@@ -141,7 +140,7 @@ app.add_typer(alerts_app, name="alerts")
 @alerts_app.command("export")
 def alerts_export(
     rules_file: Annotated[
-        Optional[Path], typer.Option("--rules", help="Rules file (default: KPI_RULES_FILE).")
+        Path | None, typer.Option("--rules", help="Rules file (default: KPI_RULES_FILE).")
     ] = None,
 ) -> None:
     """Write a Prometheus rules file for the kpi_* gauges (stdout)."""

@@ -32,7 +32,15 @@ from tables import aggregate as A
 from tables import persist
 from tables.events import decode, to_us
 from tables.persist import Offsets, Restored
-from tables.state import DUPLICATE, Cells, Config, PartitionState, time_reason
+from tables.state import (
+    DUPLICATE,
+    Cells,
+    Config,
+    Contact,
+    PartitionState,
+    Ticket,
+    time_reason,
+)
 from tables.windows import MINUTE_US
 
 log = logging.getLogger("kpi.live")
@@ -74,9 +82,20 @@ class PartitionRuntime:
     @classmethod
     def from_restored(cls, p: int, r: Restored) -> PartitionRuntime:
         r.state.start_journal()
-        return cls(p, r.state, dict(r.applied), dict(r.applied), r.minutes, r.minute_offsets,
-                   r.counters_offsets, r.recover_upto, r.log_seq, r.checkpoint_seq,
-                   r.log_keys, r.checkpoint_keys)
+        return cls(
+            p,
+            r.state,
+            dict(r.applied),
+            dict(r.applied),
+            r.minutes,
+            r.minute_offsets,
+            r.counters_offsets,
+            r.recover_upto,
+            r.log_seq,
+            r.checkpoint_seq,
+            r.log_keys,
+            r.checkpoint_keys,
+        )
 
 
 class LiveProcessor:
@@ -126,9 +145,14 @@ class LiveProcessor:
     def load(self, partition: int, items: dict[bytes, bytes]) -> PartitionRuntime:
         rt = PartitionRuntime.from_restored(partition, persist.restore(self.cfg, partition, items))
         self.runtimes[partition] = rt
-        log.info("partition %d restored: %d contacts, %d tickets, %d ids, applied %s",
-                 partition, len(rt.state.contacts), len(rt.state.tickets), len(rt.state.seen),
-                 rt.applied)
+        log.info(
+            "partition %d restored: %d contacts, %d tickets, %d ids, applied %s",
+            partition,
+            len(rt.state.contacts),
+            len(rt.state.tickets),
+            len(rt.state.seen),
+            rt.applied,
+        )
         return rt
 
     def drop(self, partitions: Iterable[int]) -> None:
@@ -137,8 +161,9 @@ class LiveProcessor:
             self.touched.discard(p)
 
     # --- processing -------------------------------------------------------------------------
-    def absorb(self, topic: str, partition: int, records: Iterable[tuple[int, bytes | None]],
-               clock: int) -> None:
+    def absorb(
+        self, topic: str, partition: int, records: Iterable[tuple[int, bytes | None]], clock: int
+    ) -> None:
         """Apply ``(offset, value)`` records of one input topic-partition, in order."""
         family = self.family_of[topic]
         rt = self.runtimes[partition]
@@ -185,13 +210,14 @@ class LiveProcessor:
             rt.processed[family] = last
             self.touched.add(partition)
 
-    def _absorb_gated(self, rt: PartitionRuntime, family: str, topic: str, offset: int,
-                      raw: bytes, clock: int) -> None:
+    def _absorb_gated(
+        self, rt: PartitionRuntime, family: str, topic: str, offset: int, raw: bytes, clock: int
+    ) -> None:
         """Re-process one message of the batch a crash interrupted (see tables.persist)."""
         state = rt.state
         state.offset = offset
         ev = decode(raw)
-        ent = None
+        ent: Contact | Ticket | None = None
         if not isinstance(ev, str):
             cid = getattr(ev, "contact_id", None) if family == "contact" else None
             tid = getattr(ev, "ticket_id", None) if family == "ticket" else None
@@ -255,8 +281,14 @@ class LiveProcessor:
 
     def partial_summary(self, rt: PartitionRuntime, clock: int) -> bytes:
         st = rt.state
-        return orjson.dumps({"live": st.live_state(clock), "rej": st.rejected,
-                             "dup": st.duplicates, "o": rt.processed})
+        return orjson.dumps(
+            {
+                "live": st.live_state(clock),
+                "rej": st.rejected,
+                "dup": st.duplicates,
+                "o": rt.processed,
+            }
+        )
 
     def prepare(self) -> Plan | None:
         """Everything the batch changed, as the writes to make, in the safe order."""
@@ -270,21 +302,45 @@ class LiveProcessor:
             self._fold(rt, clock)
         # 1. dead letters and partials (read by every worker): must land before the changelog.
         for raw, reason, topic, partition, offset in self.dead_letters:
-            plan.first.append((self.dead_letter_topic, None, raw, None, [
-                ("reason", reason.encode()), ("source_topic", topic.encode()),
-                ("source_partition", str(partition).encode()),
-                ("source_offset", str(offset).encode())]))
+            plan.first.append(
+                (
+                    self.dead_letter_topic,
+                    None,
+                    raw,
+                    None,
+                    [
+                        ("reason", reason.encode()),
+                        ("source_topic", topic.encode()),
+                        ("source_partition", str(partition).encode()),
+                        ("source_offset", str(offset).encode()),
+                    ],
+                )
+            )
             self.rejected_total[reason] = self.rejected_total.get(reason, 0) + 1
         self.dead_letters = []
         for rt in touched:
             p = rt.partition
             for m in rt.dirty_minutes:
-                plan.first.append((self.partials_topic, persist.key(p, m),
-                                   persist.encode_minute(rt.minutes[m], rt.processed), None, None))
+                plan.first.append(
+                    (
+                        self.partials_topic,
+                        persist.key(p, m),
+                        persist.encode_minute(rt.minutes[m], rt.processed),
+                        None,
+                        None,
+                    )
+                )
             for m in rt.dead_minutes:
                 plan.first.append((self.partials_topic, persist.key(p, m), None, None, None))
-            plan.first.append((self.partials_topic, persist.key(p, "S"),
-                               self.partial_summary(rt, clock), None, None))
+            plan.first.append(
+                (
+                    self.partials_topic,
+                    persist.key(p, "S"),
+                    self.partial_summary(rt, clock),
+                    None,
+                    None,
+                )
+            )
         # 2. the changelog, in the order M, R, L, A (see tables.persist).
         for rt in touched:
             p, o = rt.partition, dict(rt.processed)
@@ -293,14 +349,28 @@ class LiveProcessor:
                 # A stored value may include messages beyond ``processed`` (while the
                 # batch a crash cut short is re-processed): offsets only ever grow.
                 mo = rt.minute_offsets[m] = _maxed(rt.minute_offsets.get(m), o)
-                out.append((self.changelog_topic, persist.key("M", p, m),
-                            persist.encode_minute(rt.minutes[m], mo), p, None))
+                out.append(
+                    (
+                        self.changelog_topic,
+                        persist.key("M", p, m),
+                        persist.encode_minute(rt.minutes[m], mo),
+                        p,
+                        None,
+                    )
+                )
             for m in rt.dead_minutes:
                 out.append((self.changelog_topic, persist.key("M", p, m), None, p, None))
             rt.dirty_minutes, rt.dead_minutes = set(), set()
             co = rt.counters_offsets = _maxed(rt.counters_offsets, o)
-            out.append((self.changelog_topic, persist.key("R", p),
-                        persist.encode_counters(rt.state.rejected, rt.state.duplicates, co), p, None))
+            out.append(
+                (
+                    self.changelog_topic,
+                    persist.key("R", p),
+                    persist.encode_counters(rt.state.rejected, rt.state.duplicates, co),
+                    p,
+                    None,
+                )
+            )
             records, ids = rt.state.take_journal()
             if records or ids:
                 rt.log_seq += 1
@@ -328,8 +398,17 @@ class LiveProcessor:
             k = persist.key("K", p, rt.checkpoint_seq, i)
             new_keys.append(k)
             out.append((self.changelog_topic, k, chunk, p, None))
-        out.append((self.changelog_topic, persist.key("K", p), orjson.dumps(
-            {"seq": rt.checkpoint_seq, "log": rt.log_seq, "chunks": len(new_keys)}), p, None))
+        out.append(
+            (
+                self.changelog_topic,
+                persist.key("K", p),
+                orjson.dumps(
+                    {"seq": rt.checkpoint_seq, "log": rt.log_seq, "chunks": len(new_keys)}
+                ),
+                p,
+                None,
+            )
+        )
         for k in rt.log_keys + rt.checkpoint_keys:
             out.append((self.changelog_topic, k, None, p, None))
         rt.log_keys, rt.checkpoint_keys = [], new_keys

@@ -48,8 +48,12 @@ LOGGING_CONFIG: dict = {
     "formatters": {"json": {"()": JsonFormatter}},
     "filters": {"transient": {"()": _DropTransient}},
     "handlers": {
-        "stderr": {"class": "logging.StreamHandler", "formatter": "json",
-                   "filters": ["transient"], "stream": "ext://sys.stderr"},
+        "stderr": {
+            "class": "logging.StreamHandler",
+            "formatter": "json",
+            "filters": ["transient"],
+            "stream": "ext://sys.stderr",
+        },
     },
     "root": {"handlers": ["stderr"]},
 }

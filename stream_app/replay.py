@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterator
-from typing import Any, BinaryIO
+from typing import BinaryIO
 
 import orjson
 import typer
@@ -69,5 +69,3 @@ def run_replay(paths: list[str], at: str | None, fmt: str) -> None:
         print_snapshot_table(snap)
     else:
         raise typer.BadParameter("--format must be json or table")
-
-

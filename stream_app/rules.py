@@ -110,7 +110,7 @@ class Rule(BaseModel):
         return sum(int(row.get(f) or 0) for f in SAMPLES.get(self.kpi, ()))
 
     def status(self, row: dict[str, Any]) -> str | None:
-        """"breach", "warn", "ok", or None when the row says nothing (null, too few)."""
+        """ "breach", "warn", "ok", or None when the row says nothing (null, too few)."""
         value = row.get(self.kpi)
         if value is None or self.samples(row) < self.min_samples:
             return None
@@ -149,8 +149,10 @@ def _parse(text: str, origin: str, windows: list[str] | None) -> list[Rule]:
                 f"{origin}: rule {label or f'#{i + 1}'!s}: field {field!r}: {err['msg']}"
             ) from exc
         if windows is not None and rule.window != "now" and rule.window not in windows:
-            raise RulesError(f"{origin}: rule {rule.name}: field 'window': "
-                             f"{rule.window!r} is not one of {windows}")
+            raise RulesError(
+                f"{origin}: rule {rule.name}: field 'window': "
+                f"{rule.window!r} is not one of {windows}"
+            )
         if any(r.name == rule.name for r in rules):
             raise RulesError(f"{origin}: rule {rule.name}: field 'name': used twice")
         rules.append(rule)

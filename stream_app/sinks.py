@@ -17,6 +17,7 @@ which of the last writes landed).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from typing import Any
 
@@ -34,8 +35,10 @@ def row_key(prefix: str, row: dict[str, Any]) -> str:
 
 
 def row_hash(row: dict[str, Any], as_of: str) -> dict[str, str]:
-    out = {k: ("" if v is None else str(v) if isinstance(v, str) else orjson.dumps(v).decode())
-           for k, v in row.items()}
+    out = {
+        k: ("" if v is None else str(v) if isinstance(v, str) else orjson.dumps(v).decode())
+        for k, v in row.items()
+    }
     out["as_of"] = as_of
     return out
 
@@ -55,7 +58,10 @@ class RedisSink:
             # No retries inside a publish: the next publish is the retry, and a publish
             # must not hold the event loop for a second of back-off while Redis is away.
             self.client = aioredis.from_url(
-                self.url, socket_timeout=2, socket_connect_timeout=2, health_check_interval=10,
+                self.url,
+                socket_timeout=2,
+                socket_connect_timeout=2,
+                health_check_interval=10,
                 retry=Retry(NoBackoff(), 0),
             )
         return self.client
@@ -68,19 +74,25 @@ class RedisSink:
         try:
             pipe = self._client().pipeline(transaction=False)
             for k in changed:
-                pipe.hset(k, mapping=row_hash(rows[k], snap["as_of"]))
+                pipe.hset(k, mapping=row_hash(rows[k], snap["as_of"]))  # type: ignore[arg-type]
                 pipe.expire(k, self.ttl)
             for k in gone:
                 pipe.delete(k)
             pipe.set(f"{self.prefix}snapshot", orjson.dumps(snap), ex=self.ttl)
             for k in changed:
-                pipe.publish(f"{self.prefix}updates", orjson.dumps(
-                    {"key": k, "as_of": snap["as_of"], "row": rows[k]}))
+                pipe.publish(
+                    f"{self.prefix}updates",
+                    orjson.dumps({"key": k, "as_of": snap["as_of"], "row": rows[k]}),
+                )
             await pipe.execute()
         except (RedisError, OSError) as exc:
             if not self.down:
-                log.error("Redis at %s unreachable (%s): still consuming; the wallboard keys "
-                          "are refreshed when it is back", self.url, exc)
+                log.error(
+                    "Redis at %s unreachable (%s): still consuming; the wallboard keys "
+                    "are refreshed when it is back",
+                    self.url,
+                    exc,
+                )
                 self.down = True
             self.published = {}  # whatever landed, rewrite all next time
             await self._reset()
@@ -94,10 +106,8 @@ class RedisSink:
 
     async def _reset(self) -> None:
         if self.client is not None:
-            try:
+            with contextlib.suppress(RedisError, OSError):
                 await self.client.aclose()
-            except (RedisError, OSError):
-                pass
             self.client = None
 
     async def close(self) -> None:

@@ -45,8 +45,11 @@ def run_snapshot(fmt: str, url: str | None, from_redis: bool = False) -> None:
             snap = redis_snapshot()
         except (redis.RedisError, OSError) as exc:
             hint = f"no worker answered ({worker_error}) and " if worker_error else ""
-            typer.echo(f"kpi-stream: {hint}Redis is unreachable ({exc}). Start a worker with "
-                       "`kpi-stream worker`, or check REDIS_URL.", err=True)
+            typer.echo(
+                f"kpi-stream: {hint}Redis is unreachable ({exc}). Start a worker with "
+                "`kpi-stream worker`, or check REDIS_URL.",
+                err=True,
+            )
             raise typer.Exit(2) from exc
         if snap is None:
             typer.echo("kpi-stream: no snapshot in Redis yet: is a worker running?", err=True)

@@ -15,21 +15,33 @@ from aiokafka.errors import TopicAlreadyExistsError
 from stream_app.settings import Settings
 from stream_app.topics_admin import ensure_topics
 
-COMPACTED = {"cleanup.policy": "compact", "min.cleanable.dirty.ratio": "0.1",
-             "segment.ms": "600000"}
+COMPACTED = {
+    "cleanup.policy": "compact",
+    "min.cleanable.dirty.ratio": "0.1",
+    "segment.ms": "600000",
+}
 
 
 async def ensure_worker_topics(settings: Settings) -> None:
     contract = [*settings.input_topics.values(), settings.dead_letter_topic, settings.alerts_topic]
-    await ensure_topics(settings.kafka_bootstrap_servers, contract, settings.partitions,
-                        settings.replication_factor)
+    await ensure_topics(
+        settings.kafka_bootstrap_servers, contract, settings.partitions, settings.replication_factor
+    )
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
     await admin.start()
     try:
         partials = settings.topic(f"{settings.app_id}-partials")
         resp = await admin.create_topics(
-            [NewTopic(partials, settings.partitions, settings.replication_factor,
-                      topic_configs=COMPACTED)], timeout_ms=30000)
+            [
+                NewTopic(
+                    partials,
+                    settings.partitions,
+                    settings.replication_factor,
+                    topic_configs=COMPACTED,
+                )
+            ],
+            timeout_ms=30000,
+        )
         for err in resp.topic_errors:
             if err[1] not in (0, TopicAlreadyExistsError.errno):
                 raise RuntimeError(f"cannot create {partials}: {err}")

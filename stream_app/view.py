@@ -12,6 +12,7 @@ nothing: a partition's values are replaced, never added twice.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from typing import Any
 
@@ -73,10 +74,8 @@ class CenterView:
     async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError, Exception):  # shutting down
                 await self._task
-            except (asyncio.CancelledError, Exception):  # noqa: BLE001 - shutting down
-                pass
         if self._consumer is not None:
             await self._consumer.stop()
 
@@ -89,17 +88,18 @@ class CenterView:
             except Exception as exc:  # noqa: BLE001 - keep serving; the broker may be back soon
                 log.warning("partials reader: %s; retrying in 2 s", exc)
                 if self._consumer is not None:
-                    try:
+                    with contextlib.suppress(Exception):
                         await self._consumer.stop()
-                    except Exception:  # noqa: BLE001
-                        pass
                     self._consumer = None
                 await asyncio.sleep(2)
 
     async def _consume(self) -> None:
         consumer = self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.bootstrap, enable_auto_commit=False, group_id=None,
-            auto_offset_reset="earliest", max_poll_records=2000,
+            bootstrap_servers=self.bootstrap,
+            enable_auto_commit=False,
+            group_id=None,
+            auto_offset_reset="earliest",
+            max_poll_records=2000,
         )
         await consumer.start()
         parts = None

@@ -36,17 +36,17 @@ def diff(expected: dict[str, Any], got: dict[str, Any], float_tol: float = 1e-6)
             out.append(f"{key}: expected {expected.get(key)!r}, got {got.get(key)!r}")
     want_rows = {(r["scope"], r["window"]): r for r in expected.get("rows", [])}
     got_rows = {(r["scope"], r["window"]): r for r in got.get("rows", [])}
-    for key in sorted(set(want_rows) - set(got_rows)):
-        out.append(f"row {key} missing")
-    for key in sorted(set(got_rows) - set(want_rows)):
-        out.append(f"row {key} unexpected")
-    for key in sorted(set(want_rows) & set(got_rows)):
-        w, g = want_rows[key], got_rows[key]
+    for rk in sorted(set(want_rows) - set(got_rows)):
+        out.append(f"row {rk} missing")
+    for rk in sorted(set(got_rows) - set(want_rows)):
+        out.append(f"row {rk} unexpected")
+    for rk in sorted(set(want_rows) & set(got_rows)):
+        w, g = want_rows[rk], got_rows[rk]
         for kpi in sorted(set(w) | set(g)):
             if kpi not in g or kpi not in w:
-                out.append(f"{key} {kpi}: present on one side only")
+                out.append(f"{rk} {kpi}: present on one side only")
             elif not _close(kpi, w[kpi], g[kpi], float_tol):
-                out.append(f"{key} {kpi}: expected {w[kpi]!r}, got {g[kpi]!r}")
+                out.append(f"{rk} {kpi}: expected {w[kpi]!r}, got {g[kpi]!r}")
     if [(r["scope"], r["window"]) for r in expected.get("rows", [])] != [
         (r["scope"], r["window"]) for r in got.get("rows", [])
     ] and not out:

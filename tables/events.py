@@ -62,7 +62,7 @@ def to_us(ts: dt.datetime) -> int:
     return (ts - _EPOCH) // _US
 
 
-class _Event(msgspec.Struct, tag_field="type", frozen=True, gc=False):
+class _Event(msgspec.Struct, tag_field="type", gc=False):
     event_id: Id
     ts: Ts
 

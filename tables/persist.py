@@ -34,7 +34,16 @@ from typing import Any
 import orjson
 
 from tables import aggregate as A
-from tables.state import ABANDONED, RESOLVED, WAITING, Cells, Config, Contact, PartitionState, Ticket
+from tables.state import (
+    ABANDONED,
+    RESOLVED,
+    WAITING,
+    Cells,
+    Config,
+    Contact,
+    PartitionState,
+    Ticket,
+)
 
 Offsets = dict[str, int]
 #: changelog values are at most this many entity records / ids (stay below 1 MB messages)
@@ -46,7 +55,9 @@ def key(*parts: object) -> bytes:
 
 
 def encode_minute(cells: dict[tuple[str, str, str], A.Agg], o: Offsets) -> bytes:
-    return orjson.dumps({"o": o, "c": [[q, ch, a, A.to_wire(agg)] for (q, ch, a), agg in cells.items()]})
+    return orjson.dumps(
+        {"o": o, "c": [[q, ch, a, A.to_wire(agg)] for (q, ch, a), agg in cells.items()]}
+    )
 
 
 def decode_minute(raw: bytes) -> tuple[dict[tuple[str, str, str], A.Agg], Offsets]:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import heapq
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -103,8 +104,16 @@ class Contact:
         self.upto = -1
 
     def to_wire(self) -> list[Any]:
-        return [self.queue, self.channel, self.offered, self.answered, self.agent, self.status,
-                self.last, self.upto]
+        return [
+            self.queue,
+            self.channel,
+            self.offered,
+            self.answered,
+            self.agent,
+            self.status,
+            self.last,
+            self.upto,
+        ]
 
     @classmethod
     def from_wire(cls, w: list[Any]) -> Contact:
@@ -126,8 +135,15 @@ class Ticket:
         self.upto = -1
 
     def to_wire(self) -> list[Any]:
-        return [self.queue, self.channel, self.opened, self.replied, self.status, self.last,
-                self.upto]
+        return [
+            self.queue,
+            self.channel,
+            self.opened,
+            self.replied,
+            self.status,
+            self.last,
+            self.upto,
+        ]
 
     @classmethod
     def from_wire(cls, w: list[Any]) -> Ticket:
@@ -168,7 +184,7 @@ class PartitionState:
         #: live only: answered waits go here too, for the Prometheus histogram
         self.waits: list[tuple[str, str, float]] | None = None
         self._last_ttl_scan = 0
-        self._handlers = {
+        self._handlers: dict[type, Callable[[Any, int, int], str | None]] = {
             ContactOffered: self._offered,
             ContactAnswered: self._answered,
             ContactAbandoned: self._abandoned,
@@ -477,8 +493,10 @@ class PartitionState:
             store: dict[str, Any] = self.contacts if kind == "c" else self.tickets
             ent = store.get(key)
             # Only if it is still that same finished life (a ticket may be reopened).
-            if ent is not None and ent.last == when and (
-                ent.status >= ABANDONED if kind == "c" else ent.status == RESOLVED
+            if (
+                ent is not None
+                and ent.last == when
+                and (ent.status >= ABANDONED if kind == "c" else ent.status == RESOLVED)
             ):
                 del store[key]
                 self._touch(kind, key)
@@ -494,7 +512,9 @@ class PartitionState:
             self._drop_idle(clock - self.cfg.open_ttl_us)
 
     def _drop_idle(self, horizon: int) -> None:
-        for cid in [k for k, c in self.contacts.items() if c.status < ABANDONED and c.last < horizon]:
+        for cid in [
+            k for k, c in self.contacts.items() if c.status < ABANDONED and c.last < horizon
+        ]:
             self.wait_del(cid)
             del self.contacts[cid]
             self._touch("c", cid)

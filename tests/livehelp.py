@@ -58,7 +58,10 @@ class Deployment:
         env = {**self.env, "KPI_WEB_PORT": str(port)}
         proc = subprocess.Popen(
             [sys.executable, "-m", "stream_app", "worker", "--loglevel", "warning"],
-            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
         self.workers.append((proc, port, log))
         return port
@@ -87,7 +90,9 @@ class Deployment:
         return all(proc.poll() is None for proc, _, _ in self.workers)
 
     def logs(self) -> str:
-        return "\n".join(p.read_text(errors="replace")[-3000:] for p in self.tmp.glob("worker-*.log"))
+        return "\n".join(
+            p.read_text(errors="replace")[-3000:] for p in self.tmp.glob("worker-*.log")
+        )
 
     # --- web --------------------------------------------------------------------------------------
     def get(self, port: int, path: str, timeout: float = 10.0) -> Any:
@@ -112,12 +117,16 @@ class Deployment:
             c = AIOKafkaConsumer(bootstrap_servers=self.bootstrap)
             await c.start()
             try:
-                tps = [TopicPartition(t, p) for t in self.topics.values()
-                       for p in range(self.partitions)]
+                tps = [
+                    TopicPartition(t, p)
+                    for t in self.topics.values()
+                    for p in range(self.partitions)
+                ]
                 ends = await c.end_offsets(tps)
                 return {(tp.topic, tp.partition): off for tp, off in ends.items()}
             finally:
                 await c.stop()
+
         return asyncio.run(run())
 
     def caught_up(self, port: int, ends: dict[tuple[str, int], int]) -> bool:

@@ -32,9 +32,14 @@ P = 2
 
 
 def _input(n_seconds: float, seed: int) -> tuple[list[bytes], dict[tuple[str, int], list[bytes]]]:
-    lines = list(generate_events(rate=30, duration=n_seconds, seed=seed,
-                                 start_epoch=1_795_000_000.0, bad_share=0.05))
-    logs: dict[tuple[str, int], list[bytes]] = {(t, p): [] for t in TOPICS.values() for p in range(P)}
+    lines = list(
+        generate_events(
+            rate=30, duration=n_seconds, seed=seed, start_epoch=1_795_000_000.0, bad_share=0.05
+        )
+    )
+    logs: dict[tuple[str, int], list[bytes]] = {
+        (t, p): [] for t in TOPICS.values() for p in range(P)
+    }
     for line in lines:
         family, key = route(line)
         part = (zlib.crc32(key) % P) if key else 0
@@ -87,12 +92,19 @@ def _apply_plan(world: World, plan: Plan, cut: int | None = None) -> bool:
 
 
 def _processor(clock: int) -> LiveProcessor:
-    return LiveProcessor(CFG, TOPICS, "changelog", "partials", "dlq", clock=lambda: clock,
-                         checkpoint_every=3)
+    return LiveProcessor(
+        CFG, TOPICS, "changelog", "partials", "dlq", clock=lambda: clock, checkpoint_every=3
+    )
 
 
-def _run(world: World, logs: dict[tuple[str, int], list[bytes]], clock: int, batch: int,
-         crash_at: tuple[int, int] | None, rng: random.Random) -> bool:
+def _run(
+    world: World,
+    logs: dict[tuple[str, int], list[bytes]],
+    clock: int,
+    batch: int,
+    crash_at: tuple[int, int] | None,
+    rng: random.Random,
+) -> bool:
     """Process everything after the committed offsets; optionally crash in batch #n at write #k."""
     proc = _processor(clock)
     for p in range(P):
@@ -157,8 +169,14 @@ def test_crash_at_every_write_of_a_batch_is_exact(seed: int) -> None:
     lines, logs = _input(240, seed)
     clock = _clock_for(lines)
     expected = _replay(logs, clock)
-    assert sum(r["contacts_offered"] for r in expected["rows"]
-               if r["scope"] == "all" and r["window"] == "24h") > 100
+    assert (
+        sum(
+            r["contacts_offered"]
+            for r in expected["rows"]
+            if r["scope"] == "all" and r["window"] == "24h"
+        )
+        > 100
+    )
     assert expected["duplicates"] > 0 and expected["rejected"]
     rng = random.Random(seed)
     crash_points = [(b, k) for b in (2, 5, 9) for k in range(0, 40, 3)]
@@ -194,5 +212,4 @@ def test_a_clean_run_writes_a_checkpoint_and_restores_from_it() -> None:
         assert f"K|{p}".encode() in keys  # checkpoint_every=3 batches
         proc = _processor(clock)
         rt = proc.load(p, world.table(p))
-        assert rt.applied == {f: len(logs[(t, p)]) - 1 for f, t in TOPICS.items()
-                              if logs[(t, p)]}
+        assert rt.applied == {f: len(logs[(t, p)]) - 1 for f, t in TOPICS.items() if logs[(t, p)]}

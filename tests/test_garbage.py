@@ -41,7 +41,9 @@ def _garbage(rng: random.Random, good: list[bytes], n: int) -> list[bytes]:
             g = rng.choice(good)
             b = g[: rng.randint(1, len(g) - 1)]
         elif kind == 2:  # a JSON value that is not an object
-            b = orjson.dumps(rng.choice([[1, 2], 3, "x", None, True, [{"type": "contact_offered"}]]))
+            b = orjson.dumps(
+                rng.choice([[1, 2], 3, "x", None, True, [{"type": "contact_offered"}]])
+            )
         elif kind == 3:  # a good event with one field mangled
             obj = orjson.loads(rng.choice(good))
             field = rng.choice(sorted(obj))
@@ -78,15 +80,18 @@ async def _dead_letters(dep: Deployment, expected: int, deadline: float) -> list
 
 def test_ten_thousand_bad_messages_never_crash_and_all_dead_letter(deployment: Deployment) -> None:
     rng = random.Random(31)
-    good = list(generate_events(rate=10, duration=900, seed=31, start_epoch=time.time() - 900,
-                                bad_share=0.0))
+    good = list(
+        generate_events(
+            rate=10, duration=900, seed=31, start_epoch=time.time() - 900, bad_share=0.0
+        )
+    )
     bad = _garbage(rng, good, 10_000)
     rng.shuffle(bad)
     # Interleave: the bad ones land between good events of the same partitions.
     mixed = []
     for i, g in enumerate(good):
         mixed.append(g)
-        mixed.extend(bad[i * len(bad) // len(good):(i + 1) * len(bad) // len(good)])
+        mixed.extend(bad[i * len(bad) // len(good) : (i + 1) * len(bad) // len(good)])
     port = deployment.start_worker()
     deployment.wait_http(port)
     asyncio.run(produce_lines(deployment.bootstrap, deployment.topics, mixed))

@@ -33,8 +33,15 @@ def deployment(kafka_bootstrap: str, redis_url: str, tmp_path: Path) -> Iterator
 def _events(seconds: float, rate: float, seed: int) -> list[bytes]:
     # Event times end now: the live clock and the replay clock then agree on every
     # too_late / future_ts verdict (the bad ones are hours away from any boundary).
-    return list(generate_events(rate=rate, duration=seconds, seed=seed,
-                                start_epoch=time.time() - seconds, bad_share=0.03))
+    return list(
+        generate_events(
+            rate=rate,
+            duration=seconds,
+            seed=seed,
+            start_epoch=time.time() - seconds,
+            bad_share=0.03,
+        )
+    )
 
 
 def _produce(dep: Deployment, lines: list[bytes]) -> None:
@@ -48,9 +55,21 @@ def _check_against_replay(
     path.write_bytes(b"\n".join(lines) + b"\n")
     live = dep.get(port, "/api/snapshot")
     out = subprocess.run(
-        [sys.executable, "-m", "stream_app", "replay", str(path),
-         "--at", live["as_of"], "--format", "json"],
-        cwd=ROOT, capture_output=True, check=True, env={**dep.env},
+        [
+            sys.executable,
+            "-m",
+            "stream_app",
+            "replay",
+            str(path),
+            "--at",
+            live["as_of"],
+            "--format",
+            "json",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        check=True,
+        env={**dep.env},
     )
     expected = json.loads(out.stdout)
     problems = diff(expected, live)
@@ -118,14 +137,21 @@ def test_sigkill_mid_stream_twice_then_restart_is_exact(deployment: Deployment) 
 
 
 def _kafka_script(*args: str) -> None:
-    subprocess.run([str(ROOT / "infra" / "kafka.sh"), *args], check=True, cwd=ROOT,
-                   env={**os.environ, "KAFKA_KEEP_DATA": "1"}, timeout=180)
+    subprocess.run(
+        [str(ROOT / "infra" / "kafka.sh"), *args],
+        check=True,
+        cwd=ROOT,
+        env={**os.environ, "KAFKA_KEEP_DATA": "1"},
+        timeout=180,
+    )
 
 
 def test_broker_away_for_20s_worker_waits_and_recovers(deployment: Deployment) -> None:
     if not (ROOT / ".run" / "kafka" / "kafka.pid").exists():
-        pytest.skip("the broker was provided from outside (KAFKA_BOOTSTRAP_SERVERS): "
-                    "this test restarts the broker it started itself")
+        pytest.skip(
+            "the broker was provided from outside (KAFKA_BOOTSTRAP_SERVERS): "
+            "this test restarts the broker it started itself"
+        )
     lines = _events(1200, 20, seed=14)
     half = len(lines) // 2
     port = deployment.start_worker()

@@ -46,8 +46,14 @@ def _redis_matches(client: redis.Redis, prefix: str, snap: dict) -> list[str]:
 
 
 def _total(snap: dict) -> int:
-    return next((r["contacts_offered"] for r in snap["rows"]
-                 if (r["scope"], r["window"]) == ("all", "24h")), -1)
+    return next(
+        (
+            r["contacts_offered"]
+            for r in snap["rows"]
+            if (r["scope"], r["window"]) == ("all", "24h")
+        ),
+        -1,
+    )
 
 
 def _settled(dep: Deployment, port: int, client: redis.Redis, prefix: str, deadline: float) -> dict:
@@ -75,8 +81,11 @@ def test_rows_hashes_snapshot_and_change_feed(deployment: Deployment, redis_url:
     pubsub.subscribe(f"{prefix}updates")
     port = deployment.start_worker()
     deployment.wait_http(port)
-    lines = list(generate_events(rate=10, duration=600, seed=21, start_epoch=time.time() - 600,
-                                 bad_share=0.02))
+    lines = list(
+        generate_events(
+            rate=10, duration=600, seed=21, start_epoch=time.time() - 600, bad_share=0.02
+        )
+    )
     asyncio.run(produce_lines(deployment.bootstrap, deployment.topics, lines))
     deployment.wait_caught_up(port)
     snap = _settled(deployment, port, client, prefix, 60)
@@ -91,16 +100,26 @@ def test_rows_hashes_snapshot_and_change_feed(deployment: Deployment, redis_url:
     assert messages and all(m["key"].startswith(prefix) and "row" in m for m in messages)
     assert {r["scope"] for r in snap["rows"]} >= {"all"}
     # The CLI reads the same snapshot back from Redis.
-    out = subprocess.run([sys.executable, "-m", "stream_app", "snapshot", "--from-redis"],
-                         cwd=ROOT, env=deployment.env, capture_output=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "stream_app", "snapshot", "--from-redis"],
+        cwd=ROOT,
+        env=deployment.env,
+        capture_output=True,
+        check=True,
+    )
     assert orjson.loads(out.stdout)["rows"]
     pubsub.close()
     client.close()
 
 
 def _redis_script(*args: str) -> None:
-    subprocess.run([str(ROOT / "infra" / "redis.sh"), *args], check=True, cwd=ROOT,
-                   env=dict(os.environ), timeout=120)
+    subprocess.run(
+        [str(ROOT / "infra" / "redis.sh"), *args],
+        check=True,
+        cwd=ROOT,
+        env=dict(os.environ),
+        timeout=120,
+    )
 
 
 def test_redis_outage_worker_keeps_consuming_and_repairs(
@@ -111,8 +130,11 @@ def test_redis_outage_worker_keeps_consuming_and_repairs(
     prefix = deployment.env["KPI_REDIS_PREFIX"]
     port = deployment.start_worker()
     deployment.wait_http(port)
-    lines = list(generate_events(rate=10, duration=900, seed=22, start_epoch=time.time() - 900,
-                                 bad_share=0.02))
+    lines = list(
+        generate_events(
+            rate=10, duration=900, seed=22, start_epoch=time.time() - 900, bad_share=0.02
+        )
+    )
     half = len(lines) // 2
     asyncio.run(produce_lines(deployment.bootstrap, deployment.topics, lines[:half]))
     _redis_script("stop")
@@ -127,6 +149,7 @@ def test_redis_outage_worker_keeps_consuming_and_repairs(
     client = redis.Redis.from_url(redis_url)
     snap = _settled(deployment, port, client, prefix, 60)
     live = deployment.get(port, "/api/snapshot")
+
     # 24h only: the two snapshots may straddle a minute boundary, which moves the 5m window.
     def offered(s: dict) -> dict:
         return {r["scope"]: r["contacts_offered"] for r in s["rows"] if r["window"] == "24h"}
