@@ -15,9 +15,12 @@ from __future__ import annotations
 import asyncio
 import os
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
+
+from tests.livehelp import Deployment
 
 STACK_HINT = "start the stack with `make stack` or run `make test`"
 STACK_FIXTURES = {"kafka_bootstrap", "redis_url", "make_topics"}
@@ -82,3 +85,12 @@ def make_topics(kafka_bootstrap: str) -> Callable[..., list[str]]:
         return topic_names
 
     return _make
+
+
+@pytest.fixture
+def deployment(kafka_bootstrap: str, redis_url: str, tmp_path: Path) -> Iterator[Deployment]:
+    """A fresh kpi-stream deployment (app id, topic prefix, Redis prefix); its workers are
+    stopped by PID afterwards."""
+    dep = Deployment(kafka_bootstrap, redis_url, tmp_path)
+    yield dep
+    dep.stop_all()

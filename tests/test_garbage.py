@@ -8,8 +8,6 @@ import asyncio
 import random
 import time
 from collections import Counter
-from collections.abc import Iterator
-from pathlib import Path
 
 import orjson
 import pytest
@@ -22,13 +20,6 @@ from tests.livehelp import Deployment
 from tests.test_live import _check_against_replay
 
 pytestmark = pytest.mark.stack
-
-
-@pytest.fixture
-def deployment(kafka_bootstrap: str, redis_url: str, tmp_path: Path) -> Iterator[Deployment]:
-    dep = Deployment(kafka_bootstrap, redis_url, tmp_path)
-    yield dep
-    dep.stop_all()
 
 
 def _garbage(rng: random.Random, good: list[bytes], n: int) -> list[bytes]:

@@ -10,8 +10,6 @@ import random
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -21,13 +19,6 @@ from tables.compare import diff
 from tests.livehelp import ROOT, Deployment
 
 pytestmark = pytest.mark.stack
-
-
-@pytest.fixture
-def deployment(kafka_bootstrap: str, redis_url: str, tmp_path: Path) -> Iterator[Deployment]:
-    dep = Deployment(kafka_bootstrap, redis_url, tmp_path)
-    yield dep
-    dep.stop_all()
 
 
 def _events(seconds: float, rate: float, seed: int) -> list[bytes]:

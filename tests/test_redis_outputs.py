@@ -8,8 +8,6 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import orjson
 import pytest
@@ -21,13 +19,6 @@ from stream_app.sinks import row_hash, row_key
 from tests.livehelp import ROOT, Deployment
 
 pytestmark = pytest.mark.stack
-
-
-@pytest.fixture
-def deployment(kafka_bootstrap: str, redis_url: str, tmp_path: Path) -> Iterator[Deployment]:
-    dep = Deployment(kafka_bootstrap, redis_url, tmp_path)
-    yield dep
-    dep.stop_all()
 
 
 def _redis_matches(client: redis.Redis, prefix: str, snap: dict) -> list[str]:
