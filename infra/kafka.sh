@@ -18,6 +18,8 @@
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck source-path=SCRIPTDIR source=proc.sh
+source "$HERE/proc.sh"
 ROOT="$(cd "$HERE/.." && pwd)"
 POM="$HERE/kafka/pom.xml"
 
@@ -282,20 +284,7 @@ cmd_stop() {
         return 0
     fi
     # SIGTERM triggers a controlled shutdown; give it a bounded time.
-    kill -TERM "$pid" 2>/dev/null || true
-    local i
-    for ((i = 0; i < 300; i++)); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    if kill -0 "$pid" 2>/dev/null; then
-        echo "kafka.sh: broker (pid $pid) still alive after 30s, sending SIGKILL" >&2
-        kill -KILL "$pid" 2>/dev/null || true
-        for ((i = 0; i < 50; i++)); do
-            kill -0 "$pid" 2>/dev/null || break
-            sleep 0.1
-        done
-    fi
+    stop_pid "kafka.sh: broker" "$pid" 30
     rm -f "$PID_FILE"
     echo "kafka.sh: Kafka stopped (pid $pid)" >&2
 }

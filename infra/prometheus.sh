@@ -14,6 +14,8 @@
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck source-path=SCRIPTDIR source=proc.sh
+source "$HERE/proc.sh"
 ROOT="$(cd "$HERE/.." && pwd)"
 DEFAULT_DIR="$ROOT/.run/prometheus"
 PROMETHEUS_BIN=/usr/bin/prometheus
@@ -130,16 +132,7 @@ cmd_stop() {
         echo "prometheus.sh: not running ($dir)" >&2
         return 0
     fi
-    kill -TERM "$pid" 2>/dev/null || true
-    local i
-    for ((i = 0; i < 100; i++)); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    if kill -0 "$pid" 2>/dev/null; then
-        echo "prometheus.sh: pid $pid still alive after 10s, sending SIGKILL" >&2
-        kill -KILL "$pid" 2>/dev/null || true
-    fi
+    stop_pid "prometheus.sh: prometheus" "$pid" 10
     rm -f "$dir/prometheus.pid"
     echo "prometheus.sh: stopped (pid $pid)" >&2
 }

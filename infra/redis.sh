@@ -11,6 +11,8 @@
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck source-path=SCRIPTDIR source=proc.sh
+source "$HERE/proc.sh"
 ROOT="$(cd "$HERE/.." && pwd)"
 RUN_DIR="$ROOT/.run/redis"
 PID_FILE="$RUN_DIR/redis.pid"
@@ -90,16 +92,7 @@ cmd_stop() {
         echo "redis.sh: Redis not running" >&2
         return 0
     fi
-    kill -TERM "$pid" 2>/dev/null || true
-    local i
-    for ((i = 0; i < 100; i++)); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    if kill -0 "$pid" 2>/dev/null; then
-        echo "redis.sh: redis (pid $pid) still alive after 10s, sending SIGKILL" >&2
-        kill -KILL "$pid" 2>/dev/null || true
-    fi
+    stop_pid "redis.sh: redis" "$pid" 10
     rm -f "$PID_FILE"
     echo "redis.sh: Redis stopped (pid $pid)" >&2
 }
