@@ -158,3 +158,24 @@ def test_broker_away_for_20s_worker_waits_and_recovers(deployment: Deployment) -
     deployment.wait_caught_up(port, deadline_s=300)
     assert deployment.alive()
     _check_against_replay(deployment, port, lines)
+
+
+def test_a_second_worker_joining_mid_stream_loses_and_doubles_nothing(
+    deployment: Deployment,
+) -> None:
+    lines = _events(1800, 30, seed=15)
+    third = len(lines) // 3
+    a = deployment.start_worker()
+    deployment.wait_http(a)
+    _produce(deployment, lines[:third])
+    _wait_events(deployment, a, third // 2)
+    b = deployment.start_worker()  # rebalance while A is mid-stream
+    _produce(deployment, lines[third : 2 * third])
+    deployment.wait_http(b)
+    _produce(deployment, lines[2 * third :])
+    deployment.wait_caught_up(a, deadline_s=300)
+    deployment.wait_caught_up(b, deadline_s=300)
+    owned = [set(deployment.get(p, "/api/status")["owned_partitions"]) for p in (a, b)]
+    assert owned[0] and owned[1] and not owned[0] & owned[1], owned
+    _check_against_replay(deployment, a, lines)
+    _check_against_replay(deployment, b, lines)
