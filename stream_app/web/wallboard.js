@@ -371,16 +371,55 @@
     $("duplicates").textContent = `duplicates ${snap.duplicates || 0}`;
   }
 
-  // Generic until the alerts engineer settles the shape: a line per alert, whatever
-  // of name / scope / kpi / value / severity it carries.
+  // --- SLA alerts (GET api/alerts: the firing alerts, most severe and oldest first) -----
+  // Each is {rule, kpi, window, scope, op, threshold, severity, since, value, current?}.
+  const KPI_FORMAT = {
+    service_level: ["Service level", "percent"], abandonment_rate: ["Abandoned", "percent"],
+    fcr_rate: ["FCR", "percent"], csat: ["CSAT", "percent"],
+    survey_response_rate: ["Survey responses", "percent"], nps: ["NPS", "score"],
+    ces: ["CES", "decimal"], asa_seconds: ["ASA", "duration"],
+    longest_wait_seconds: ["Longest wait", "duration"],
+  };
+
+  function kpiFormat(kpi) {
+    if (KPI_FORMAT[kpi]) return KPI_FORMAT[kpi];
+    const kind = /_seconds$/.test(kpi) ? "duration" : "count";
+    return [String(kpi || "").replace(/_seconds$/, "").replace(/_/g, " "), kind];
+  }
+
+  function alertValue(kind, value) {
+    return kind === "decimal" && isNum(value) ? fmtSigned(value.toFixed(1)) : format(kind, value);
+  }
+
+  function alertSince(iso) {
+    const t = new Date(iso);
+    return Number.isNaN(t.getTime()) ? "" : t.toLocaleTimeString([], {
+      hour12: false, hour: "2-digit", minute: "2-digit",
+    });
+  }
+
   function renderAlerts(list) {
     const section = $("alerts");
     if (!section) return;
     section.replaceChildren(...list.map((a) => {
+      const [label, kind] = kpiFormat(a.kpi);
       const item = el("div", "alert");
       item.dataset.severity = String(a.severity || "warning");
-      const parts = [a.rule || a.name, a.scope, a.kpi, isNum(a.value) ? a.value : null];
-      item.textContent = parts.filter((x) => x !== null && x !== undefined).join(" \u00b7 ");
+      item.dataset.rule = String(a.rule || a.name || "");
+      item.dataset.scope = String(a.scope || "");
+      const scope = String(a.scope || "");
+      const where = scope === "all" ? "All queues" : scope.replace(/^[a-z]+:/, "");
+      const value = isNum(a.current) ? a.current : a.value;
+      const limit = isNum(a.threshold) ? ` ${a.op || ""} ${alertValue(kind, a.threshold)}` : "";
+      const since = alertSince(a.since);
+      item.append(
+        el("span", "alert-scope", where),
+        el("span", "alert-kpi", label + (a.window && a.window !== "now" ? ` ${a.window}` : "")),
+        el("span", "alert-value", alertValue(kind, value)),
+        el("span", "alert-limit", limit.trim()),
+      );
+      if (since) item.append(el("span", "alert-since", `since ${since}`));
+      item.title = `${a.rule || ""} (${a.severity || ""})`;
       return item;
     }));
   }
