@@ -217,12 +217,12 @@ SCOPE_TEXT = ('{{ if eq $labels.scope_type "all" }}all{{ else }}'
 
 
 def rule_yaml(rule: Rule) -> list[str]:
+    if rule.min_samples and not SAMPLES.get(rule.kpi):
+        return [f"      # {rule.name}: min_samples on {rule.kpi} (no sample count) never fires"]
     alert = alert_name(rule)
     expr = rule_expr(rule, alert)
     if expr is None:
         return [f"      # {rule.name}: scope {rule.scope!r} matches no scope type"]
-    if rule.min_samples and not SAMPLES.get(rule.kpi):
-        return [f"      # {rule.name}: min_samples on {rule.kpi} (no sample count) never fires"]
     win = "now" if rule.window == "now" else f"over {rule.window}"
     summary = (f"{rule.kpi} of {SCOPE_TEXT} is {_fmt(rule.kpi, '$value')} "
                f"({rule.op} {_limit_text(rule.kpi, rule.threshold)}, {win})")
@@ -253,7 +253,9 @@ def export_rules(rules: list[Rule], origin: str) -> str:
              "groups:", f"  - name: {json.dumps(GROUP)}", "    rules:"]
     body = [line for rule in rules for line in rule_yaml(rule)]
     if not any(line.lstrip().startswith("- alert:") for line in body):
+        lines = lines[:2] + [f"# {line.strip()[2:]}" for line in body] + lines[2:]
         lines[-1] = "    rules: []"
+        body = []
     return "\n".join(lines + body) + "\n"
 
 

@@ -29,10 +29,11 @@ from typing import Any
 
 import pytest
 
-from stream_app.alerts_export import scope_matchers
+from stream_app.alerts_export import export_rules, scope_matchers
 from stream_app.producer import produce_lines
-from stream_app.rules import load_rules
+from stream_app.rules import Rule, load_rules
 from stream_app.simulator import generate_events
+from tables.snapshot import format_ts
 from tests.alerthelp import contacts
 from tests.livehelp import ROOT, Deployment, free_port
 
@@ -148,6 +149,18 @@ def test_scope_globs_become_label_matchers() -> None:
     assert scope_matchers("nothing:*") == []
 
 
+def test_rules_that_cannot_fire_become_comments() -> None:
+    rules = [Rule.model_validate(r) for r in (
+        {"name": "waiting", "kpi": "contacts_waiting", "window": "now", "scope": "all",
+         "op": ">", "threshold": 5, "min_samples": 3},
+        {"name": "nowhere", "kpi": "csat", "window": "1h", "scope": "team:*", "op": "<",
+         "threshold": 0.5})]
+    text = export_rules(rules, "x.toml")
+    assert text.endswith("groups:\n  - name: \"kpi-sla\"\n    rules: []\n")
+    assert "# waiting: min_samples on contacts_waiting" in text
+    assert "# nowhere: scope 'team:*' matches no scope type" in text
+
+
 # --- the deployment files ----------------------------------------------------------------------
 def test_deploy_files_are_valid(tmp_path: Path) -> None:
     spec = importlib.util.spec_from_file_location("make_dashboard",
@@ -219,6 +232,27 @@ def until(what: str, check: Any, deadline_s: float = 90) -> Any:
     raise AssertionError(f"{what} not within {deadline_s}s (last: {last})")
 
 
+def sure_kpis() -> list[bytes]:
+    """Tickets resolved (FCR) and csat / nps / ces responses inside the 15 min window."""
+    now = time.time()
+
+    def e(etype: str, ago: float, **fields: Any) -> bytes:
+        entity = fields.get("ticket_id") or fields.get("survey_id")
+        return json.dumps({"event_id": f"{etype}-{entity}", "type": etype,
+                           "ts": format_ts(int((now - ago) * 1000) * 1000), **fields}).encode()
+
+    out = []
+    for i, contacts_n in enumerate((1, 1, 2)):
+        tid = f"sure-t{i}"
+        out += [e("ticket_opened", 300, ticket_id=tid, queue="billing", channel="email"),
+                e("ticket_replied", 200, ticket_id=tid, agent_id="ann"),
+                e("ticket_resolved", 100, ticket_id=tid, contacts=contacts_n)]
+    for kind, score in (("csat", 5), ("nps", 9), ("ces", 6)):
+        out.append(e("survey_response", 60, survey_id=f"sure-{kind}", kind=kind, score=score,
+                     queue="billing", channel="voice"))
+    return out
+
+
 @pytest.fixture(scope="module")
 def stack(kafka_bootstrap: str, redis_url: str,
           tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
@@ -229,9 +263,11 @@ def stack(kafka_bootstrap: str, redis_url: str,
     try:
         port = dep.start_worker()
         dep.wait_http(port)
-        # 15 minutes of realistic traffic, so every KPI of every panel has values
-        asyncio.run(produce_lines(dep.bootstrap, dep.topics, list(generate_events(
-            rate=15, duration=900, seed=41, start_epoch=time.time() - 900, bad_share=0.0))))
+        # 15 minutes of realistic traffic, so every KPI of every panel has values, and
+        # resolved tickets and surveys of our own: the simulator's take longer than 15 min
+        lines = list(generate_events(rate=15, duration=900, seed=41,
+                                     start_epoch=time.time() - 900, bad_share=0.0))
+        asyncio.run(produce_lines(dep.bootstrap, dep.topics, lines + sure_kpis()))
         dep.wait_caught_up(port)
         short = re.sub(r'(?m)^for = ".*"', 'for = "2s"', (ROOT / "stream_app" /
                                                           "rules.default.toml").read_text())

@@ -328,3 +328,39 @@ def test_a_real_breach_fires_and_clears_once_everywhere(alert_deployment: Deploy
     finally:
         channel.close()
         r.close()
+
+
+def test_failover_neither_fires_again_nor_loses_the_clear(alert_deployment: Deployment,
+                                                          redis_url: str) -> None:
+    """The publisher dies with an alert firing: its successor takes the alert over from
+    Redis, without a second firing event, and resolves it once."""
+    dep = alert_deployment
+    prefix = dep.env["KPI_REDIS_PREFIX"]
+    key = "service-level|queue:qf"
+    r = redis.Redis.from_url(redis_url)
+    channel = Channel(redis_url, f"{prefix}alerts")
+    channel.start()
+    try:
+        first = dep.start_worker()
+        dep.wait_http(first)
+        asyncio.run(produce_lines(dep.bootstrap, dep.topics, contacts("qf", 0, 12, wait=120)))
+        wait_for("the alert in Redis", lambda: r.hexists(f"{prefix}alerts:active", key), dep)
+        second = dep.start_worker()
+        dep.wait_http(second)
+        dep.kill(first)
+        # the gauge shows once the survivor publishes and has loaded the hash
+        wait_for("the survivor's gauge", lambda: breach_gauge(dep, second) == [
+            'kpi_sla_breach{rule="service-level",scope="queue:qf",severity="critical"} 1.0'],
+            dep, deadline_s=90)
+        time.sleep(3)
+        asyncio.run(produce_lines(dep.bootstrap, dep.topics, contacts("qf", 12, 60, wait=2)))
+        wait_for("the clear in Redis", lambda: r.hlen(f"{prefix}alerts:active") == 0, dep)
+        time.sleep(3)
+        events = topic_events(dep.bootstrap, f"{dep.prefix}kpi-sla-alerts", dep.partitions)
+        assert [(k, e["state"]) for k, e in events] == [
+            (key.encode(), "firing"), (key.encode(), "resolved")]
+        assert [m["state"] for m in channel.messages] == ["firing", "resolved"]
+        assert breach_gauge(dep, second) == []
+    finally:
+        channel.close()
+        r.close()
