@@ -232,7 +232,7 @@ class KpiHub:
             self.metrics.processor_totals(p.events_by_type, p.rejected_total, p.duplicates_total)
             for (queue, channel), waits in p.take_waits().items():
                 self.metrics.observe_waits(queue, channel, waits)
-            self.metrics.consumer_lag(await self._lag())
+            self.metrics.consumer_lag(self._lag())
             if p.newest_ts > self._published_newest:
                 self._published_newest = p.newest_ts
                 self.metrics.publish_latency(max(0.0, self.clock() / 1e6 - p.newest_ts / 1e6))
@@ -241,20 +241,24 @@ class KpiHub:
             if self.alerts is not None:
                 await self.alerts.evaluate(snap)
 
-    async def _lag(self) -> dict[tuple[str, int], int]:
-        """Messages behind the log end, per input partition this worker owns."""
+    def _lag(self) -> dict[tuple[str, int], int]:
+        """Messages behind the log end, per input partition this worker owns. Reads the
+        high-water marks the fetcher caches: asking the broker would go through faust's
+        consumer thread and wait behind a fetch (about a second per publish)."""
+        out: dict[tuple[str, int], int] = {}
         try:
             tps = [
                 tp for tp in self.app.assignor.assigned_actives() if tp.topic in self.input_topics
             ]
-            ends = await self.app.consumer.highwaters(*tps) if tps else {}
+            for tp in tps:
+                end = self.app.consumer.highwater(tp)
+                if end is None:
+                    continue
+                rt = self.processor.runtimes.get(tp.partition)
+                done = rt.processed.get(self.processor.family_of[tp.topic], -1) if rt else -1
+                out[(tp.topic, tp.partition)] = max(0, end - done - 1)
         except Exception:  # noqa: BLE001 - lag is best effort; never stop a publish for it
-            return {}
-        out = {}
-        for tp, end in ends.items():
-            rt = self.processor.runtimes.get(tp.partition)
-            done = rt.processed.get(self.processor.family_of[tp.topic], -1) if rt else -1
-            out[(tp.topic, tp.partition)] = max(0, (end or 0) - done - 1)
+            return out
         return out
 
     def current_snapshot(self) -> dict[str, Any]:

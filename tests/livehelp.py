@@ -89,9 +89,11 @@ class Deployment:
     def alive(self) -> bool:
         return all(proc.poll() is None for proc, _, _ in self.workers)
 
-    def logs(self) -> str:
+    def logs(self, tail: int | None = 3000) -> str:
+        """The workers' logs (the last ``tail`` characters of each, for failure messages)."""
         return "\n".join(
-            p.read_text(errors="replace")[-3000:] for p in self.tmp.glob("worker-*.log")
+            p.read_text(errors="replace")[-tail if tail else 0 :]
+            for p in self.tmp.glob("worker-*.log")
         )
 
     # --- web --------------------------------------------------------------------------------------

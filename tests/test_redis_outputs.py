@@ -147,7 +147,7 @@ def test_redis_outage_worker_keeps_consuming_and_repairs(
 
     assert offered(live) == offered(snap) and offered(live)["all"] > 50
     assert deployment.alive()
-    logs = deployment.logs()
+    logs = deployment.logs(tail=None)
     outage_lines = logs.count('"logger":"kpi.redis","msg":"Redis at')
     assert outage_lines == 1, "the outage is logged once, not once per publish"
     client.close()
