@@ -107,7 +107,7 @@ class LiveProcessor:
         partials_topic: str,
         dead_letter_topic: str,
         clock: Any,
-        checkpoint_every: int = 600,
+        checkpoint_every: int = 1500,
     ) -> None:
         self.cfg = cfg
         self.family_of = {t: f for f, t in topics.items()}
@@ -383,9 +383,12 @@ class LiveProcessor:
             for family, off in o.items():
                 plan.offsets[(self.topic_of[family], p)] = off + 1
             rt.applied = o
-            # 3. only after A: a checkpoint must not hold ids of a batch not applied yet.
-            if rt.logs_since_checkpoint >= self.checkpoint_every:
-                plan.third.extend(self._checkpoint(rt))
+        # 3. only after A: a checkpoint must not hold ids of a batch not applied yet. At
+        # most one partition per batch: encoding a whole partition holds the event loop,
+        # and all partitions tend to come due together.
+        due = [rt for rt in touched if rt.logs_since_checkpoint >= self.checkpoint_every]
+        if due:
+            plan.third.extend(self._checkpoint(max(due, key=lambda r: r.logs_since_checkpoint)))
         return plan
 
     def _checkpoint(self, rt: PartitionRuntime) -> list[Msg]:
