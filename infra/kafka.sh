@@ -129,14 +129,7 @@ cmd_fetch() {
 
 # PID of the broker we started, if it is still that process.
 running_pid() {
-    [[ -f "$PID_FILE" ]] || return 1
-    local pid
-    pid="$(cat "$PID_FILE")"
-    [[ "$pid" =~ ^[0-9]+$ ]] || return 1
-    kill -0 "$pid" 2>/dev/null || return 1
-    # PIDs are reused; only treat it as ours if it is still a Kafka JVM.
-    tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q 'kafka\.Kafka' || return 1
-    echo "$pid"
+    pid_from_file "$PID_FILE" 'kafka\.Kafka'
 }
 
 port_open() {

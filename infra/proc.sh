@@ -17,3 +17,15 @@ stop_pid() {
         sleep 0.1
     done
 }
+
+#   pid_from_file FILE PATTERN  print the PID in FILE if that process is alive and its
+#                               command line matches PATTERN (PIDs are reused)
+pid_from_file() {
+    local file="$1" pattern="$2" pid
+    [[ -f "$file" ]] || return 1
+    pid="$(cat "$file")"
+    [[ "$pid" =~ ^[0-9]+$ ]] || return 1
+    kill -0 "$pid" 2>/dev/null || return 1
+    tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q -- "$pattern" || return 1
+    echo "$pid"
+}

@@ -29,14 +29,7 @@ die() {
 
 # PID of the server we started, if it is still that process.
 running_pid() {
-    [[ -f "$PID_FILE" ]] || return 1
-    local pid
-    pid="$(cat "$PID_FILE")"
-    [[ "$pid" =~ ^[0-9]+$ ]] || return 1
-    kill -0 "$pid" 2>/dev/null || return 1
-    # PIDs are reused; only treat it as ours if it is still a redis-server.
-    tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q 'redis-server' || return 1
-    echo "$pid"
+    pid_from_file "$PID_FILE" 'redis-server'
 }
 
 ping() {
