@@ -11,10 +11,11 @@ STAMP := $(VENV)/.installed
 # Extra arguments for pytest, e.g. `make test PYTEST_ARGS='-k stack -x'`.
 PYTEST_ARGS ?=
 
-.PHONY: help install stack stack-down stack-status test lint run bench bench-replay
+.PHONY: help install native stack stack-down stack-status test lint run bench bench-replay
 
 help:
 	@echo "make install       create $(VENV) and install the project with dev extras"
+	@echo "make native        (re)compile the hot modules of tables/ with mypyc (install does it)"
 	@echo "make stack         start local Kafka + Redis, create the topics, print the env exports"
 	@echo "make stack-down    stop the local Kafka + Redis"
 	@echo "make test          run the test suite against a real stack (started and stopped here"
@@ -22,7 +23,28 @@ help:
 	@echo "make lint          ruff + mypy"
 	@echo "make run           stack + worker + live simulator; prints the wallboard and /metrics URLs"
 
-install: $(STAMP)
+# Compiled core: rebuilt whenever a source of tables/ changes. A failed build
+# is not fatal: the same modules run as plain Python, only slower.
+NATIVE_STAMP := .build/native.stamp
+NATIVE_SRC := $(wildcard tables/*.py) infra/build_native.py
+
+install: $(STAMP) $(NATIVE_STAMP)
+
+$(NATIVE_STAMP): $(STAMP) $(NATIVE_SRC)
+	@mkdir -p .build
+	@if $(PY) infra/build_native.py > .build/native.log 2>&1; then \
+		echo "tables/: compiled with mypyc"; \
+	else \
+		$(PY) infra/build_native.py --clean; \
+		echo "make: compiling tables/ failed (.build/native.log has why); the core runs as" \
+			"plain Python, slower. For full speed install a C compiler and the Python" \
+			"headers (apt-get install gcc python3.11-dev), then run make native." >&2; \
+	fi
+	@touch $@
+
+native: $(STAMP)
+	@rm -f $(NATIVE_STAMP)
+	@$(MAKE) --no-print-directory $(NATIVE_STAMP)
 
 $(STAMP): pyproject.toml
 	@if [ ! -x $(PY) ]; then \

@@ -60,6 +60,17 @@ class Replayer:
         assert clock is not None
         return state.apply(ev, ts, clock)
 
+    def feed_lines(self, lines: list[bytes]) -> None:
+        """Many JSONL lines (without their newline); blank lines are skipped and
+        a ``\r`` before the newline is dropped. The replay's loop lives here, not
+        in the CLI, so that it is compiled with the rest (``infra/build_native.py``)."""
+        feed = self.feed
+        for line in lines:
+            if line.endswith(b"\r"):
+                line = line[:-1]
+            if line and not line.isspace():
+                feed(line)
+
     def _tick(self, clock: int) -> None:
         """Once per clock minute: roll pending cells up and forget what expired."""
         self.rollup.add_cells(self.state.take_cells())

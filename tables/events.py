@@ -10,164 +10,61 @@ Two paths:
   is exactly the first rule the message breaks.
 
 Both paths accept the same messages: ``tests/test_events.py`` feeds random and
-mutated inputs to both and compares.
+mutated inputs to both and compares. The structs and reasons live in
+:mod:`tables.schema` and are re-exported here.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Final, Literal, get_type_hints
+from typing import get_type_hints
 
 import msgspec
 import orjson
 
-# --- reasons, in the contract's order --------------------------------------------------------
-INVALID_JSON: Final = "invalid_json"
-SCHEMA: Final = "schema"
-UNKNOWN_TYPE: Final = "unknown_type"
-OUT_OF_RANGE: Final = "out_of_range"
-TOO_LATE: Final = "too_late"
-FUTURE_TS: Final = "future_ts"
-UNKNOWN_ENTITY: Final = "unknown_entity"
-OUT_OF_ORDER: Final = "out_of_order"
-REASONS: Final = (
-    INVALID_JSON,
-    SCHEMA,
-    UNKNOWN_TYPE,
-    OUT_OF_RANGE,
-    TOO_LATE,
+from tables.schema import (  # noqa: F401 - re-exported: the events' vocabulary
+    CHANNELS,
+    DECODER,
+    EVENT_TYPES,
     FUTURE_TS,
-    UNKNOWN_ENTITY,
+    INVALID_JSON,
+    KINDS,
+    MAX_YEAR,
+    MIN_YEAR,
     OUT_OF_ORDER,
+    OUT_OF_RANGE,
+    REASONS,
+    SCHEMA,
+    SCORE_RANGE,
+    TOO_LATE,
+    TS_DECODER,
+    UNKNOWN_ENTITY,
+    UNKNOWN_TYPE,
+    Channel,
+    ContactAbandoned,
+    ContactAnswered,
+    ContactClosed,
+    ContactOffered,
+    Event,
+    Id,
+    Int64,
+    Kind,
+    SurveyResponse,
+    SurveySent,
+    TicketOpened,
+    TicketReopened,
+    TicketReplied,
+    TicketResolved,
+    Ts,
 )
 
-CHANNELS: Final = ("voice", "chat", "email", "messaging", "social")
-KINDS: Final = ("csat", "nps", "ces")
-SCORE_RANGE: Final = {"csat": (1, 5), "nps": (0, 10), "ces": (1, 7)}
-
-Id = Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
-#: JSON integers beyond 64 bits are a wrong type on both paths (orjson reads them as floats).
-Int64 = Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)]
-Ts = Annotated[dt.datetime, msgspec.Meta(tz=True)]
-Channel = Literal["voice", "chat", "email", "messaging", "social"]
-Kind = Literal["csat", "nps", "ces"]
-
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
-_MIN_YEAR, _MAX_YEAR = 1970, 9998
 _US = dt.timedelta(microseconds=1)
 
 
 def to_us(ts: dt.datetime) -> int:
     """Aware datetime -> integer microseconds since the epoch (exact, so sums stay exact)."""
     return (ts - _EPOCH) // _US
-
-
-class _Event(msgspec.Struct, tag_field="type", gc=False):
-    event_id: Id
-    ts: Ts
-
-
-# Contacts -------------------------------------------------------------------------------------
-class ContactOffered(_Event, tag="contact_offered"):
-    contact_id: Id
-    queue: Id
-    channel: Channel
-    customer_id: Id | None = None
-
-
-class ContactAnswered(_Event, tag="contact_answered"):
-    contact_id: Id
-    agent_id: Id
-
-
-class ContactAbandoned(_Event, tag="contact_abandoned"):
-    contact_id: Id
-
-
-class ContactClosed(_Event, tag="contact_closed"):
-    contact_id: Id
-    agent_id: Id | None = None
-
-
-# Tickets --------------------------------------------------------------------------------------
-class TicketOpened(_Event, tag="ticket_opened"):
-    ticket_id: Id
-    queue: Id
-    channel: Channel
-    customer_id: Id | None = None
-    priority: str | None = None
-    product: str | None = None
-
-
-class TicketReplied(_Event, tag="ticket_replied"):
-    ticket_id: Id
-    agent_id: Id
-
-
-class TicketResolved(_Event, tag="ticket_resolved"):
-    ticket_id: Id
-    contacts: Int64
-    agent_id: Id | None = None
-
-
-class TicketReopened(_Event, tag="ticket_reopened"):
-    ticket_id: Id
-
-
-# Surveys --------------------------------------------------------------------------------------
-class SurveySent(_Event, tag="survey_sent"):
-    survey_id: Id
-    kind: Kind
-    queue: Id
-    channel: Channel
-    agent_id: Id | None = None
-    customer_id: Id | None = None
-    contact_id: Id | None = None
-    ticket_id: Id | None = None
-
-
-class SurveyResponse(_Event, tag="survey_response"):
-    survey_id: Id
-    kind: Kind
-    score: Int64
-    queue: Id
-    channel: Channel
-    agent_id: Id | None = None
-    customer_id: Id | None = None
-    contact_id: Id | None = None
-    ticket_id: Id | None = None
-
-
-Event = (
-    ContactOffered
-    | ContactAnswered
-    | ContactAbandoned
-    | ContactClosed
-    | TicketOpened
-    | TicketReplied
-    | TicketResolved
-    | TicketReopened
-    | SurveySent
-    | SurveyResponse
-)
-EVENT_TYPES: Final[dict[str, type[_Event]]] = {
-    c.__struct_config__.tag: c  # type: ignore[misc]
-    for c in (
-        ContactOffered,
-        ContactAnswered,
-        ContactAbandoned,
-        ContactClosed,
-        TicketOpened,
-        TicketReplied,
-        TicketResolved,
-        TicketReopened,
-        SurveySent,
-        SurveyResponse,
-    )
-}
-
-_decoder = msgspec.json.Decoder(Event)
-_ts_decoder = msgspec.json.Decoder(Ts)
 
 
 def _range_error(ev: Event) -> bool:
@@ -186,7 +83,7 @@ def decode(raw: bytes) -> Event | str:
     duplicate and lifecycle rules need state and live in :mod:`tables.state`.
     """
     try:
-        ev = _decoder.decode(raw)
+        ev = DECODER.decode(raw)
     except (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError, RecursionError):
         # (UnicodeDecodeError: bytes that are not UTF-8 in a field msgspec reads;
         # RecursionError: nesting deeper than Python's recursion limit)
@@ -198,7 +95,7 @@ def decode(raw: bytes) -> Event | str:
             raw.decode()
         except UnicodeDecodeError:
             return INVALID_JSON
-    if not _MIN_YEAR <= ev.ts.year <= _MAX_YEAR:
+    if not MIN_YEAR <= ev.ts.year <= MAX_YEAR:
         return SCHEMA
     if _range_error(ev):
         return OUT_OF_RANGE
@@ -212,13 +109,13 @@ def parse_ts(value: object) -> dt.datetime | None:
     if not isinstance(value, str):
         return None
     try:
-        parsed = _ts_decoder.decode(orjson.dumps(value))
+        parsed = TS_DECODER.decode(orjson.dumps(value))
     except (msgspec.ValidationError, msgspec.DecodeError):
         try:
             parsed = dt.datetime.fromisoformat(value)
         except ValueError:
             return None
-    if parsed.tzinfo is None or not _MIN_YEAR <= parsed.year <= _MAX_YEAR:
+    if parsed.tzinfo is None or not MIN_YEAR <= parsed.year <= MAX_YEAR:
         return None
     return parsed
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import heapq
 from collections import deque
-from collections.abc import Callable
 from typing import Any
 
 from tables import aggregate as A
@@ -86,18 +85,6 @@ class PartitionState:
         #: live only: answered waits go here too, for the Prometheus histogram
         self.waits: list[tuple[str, str, float]] | None = None
         self._last_ttl_scan = 0
-        self._handlers: dict[type, Callable[[Any, int, int], str | None]] = {
-            ContactOffered: self._offered,
-            ContactAnswered: self._answered,
-            ContactAbandoned: self._abandoned,
-            ContactClosed: self._closed,
-            TicketOpened: self._opened,
-            TicketReplied: self._replied,
-            TicketResolved: self._resolved,
-            TicketReopened: self._reopened,
-            SurveySent: self._sent,
-            SurveyResponse: self._response,
-        }
 
     # --- entry points ---------------------------------------------------------------------------
     def reject(self, reason: str) -> None:
@@ -107,16 +94,45 @@ class PartitionState:
         """Duplicate and lifecycle checks, then state + measurement. Returns the
         rejection reason (or ``DUPLICATE``), None when counted."""
         eid = ev.event_id
-        prev = self.seen.get(eid)
-        if prev is not None and prev >= clock - self.cfg.retention_us:
-            self.duplicates += 1
-            return DUPLICATE
+        seen = self.seen
+        # One probe of the largest dict of the state (every id of the retention):
+        # insert if new, and learn in the same step whether it was there.
+        size = len(seen)
+        prev = seen.setdefault(eid, ts)
+        if len(seen) == size:
+            if prev >= clock - self.cfg.retention_us:
+                self.duplicates += 1
+                return DUPLICATE
+            # Seen before the retention: a new event as far as the contract goes.
+            # Re-inserted so the dict's order stays the time order expiry relies on.
+            del seen[eid]
+            seen[eid] = ts
         # Recorded before the lifecycle checks: a redelivered message is a duplicate
         # whatever the first copy's fate was (contract: "a repeated event_id").
-        self.seen[eid] = ts
         if self.new_ids is not None:
             self.new_ids.append((eid, ts))
-        reason: str | None = self._handlers[type(ev)](ev, ts, clock)
+        # isinstance, most frequent first: compiled, each is a pointer comparison
+        # and the call that follows is a direct one.
+        if isinstance(ev, ContactOffered):
+            reason = self._offered(ev, ts, clock)
+        elif isinstance(ev, ContactAnswered):
+            reason = self._answered(ev, ts, clock)
+        elif isinstance(ev, ContactClosed):
+            reason = self._closed(ev, ts, clock)
+        elif isinstance(ev, ContactAbandoned):
+            reason = self._abandoned(ev, ts, clock)
+        elif isinstance(ev, TicketOpened):
+            reason = self._opened(ev, ts, clock)
+        elif isinstance(ev, TicketReplied):
+            reason = self._replied(ev, ts, clock)
+        elif isinstance(ev, TicketResolved):
+            reason = self._resolved(ev, ts, clock)
+        elif isinstance(ev, SurveySent):
+            reason = self._sent(ev, ts, clock)
+        elif isinstance(ev, SurveyResponse):
+            reason = self._response(ev, ts, clock)
+        else:
+            reason = self._reopened(ev, ts, clock)
         if reason is not None:
             self.reject(reason)
         return reason
