@@ -16,30 +16,29 @@ from typing import Any, Final
 from tables import sketch
 
 # --- layout ------------------------------------------------------------------------------------
-(
-    OFFERED,
-    ANSWERED,
-    ABANDONED,
-    WITHIN_SL,
-    CLOSED,
-    OPENED,
-    RESOLVED,
-    REOPENED,
-    FIRST_REPLIES,
-    FCR,
-    SENT,
-    CSAT_N,
-    CSAT_GOOD,
-    NPS_N,
-    NPS_PRO,
-    NPS_DET,
-    CES_N,
-    CES_SUM,
-    WAIT_SUM,
-    HANDLE_SUM,
-    FIRST_REPLY_SUM,
-    RESOLUTION_SUM,
-) = range(22)
+# Final int literals: compiled, every ``cell[A.X]`` is an index known at build time.
+OFFERED: Final = 0
+ANSWERED: Final = 1
+ABANDONED: Final = 2
+WITHIN_SL: Final = 3
+CLOSED: Final = 4
+OPENED: Final = 5
+RESOLVED: Final = 6
+REOPENED: Final = 7
+FIRST_REPLIES: Final = 8
+FCR: Final = 9
+SENT: Final = 10
+CSAT_N: Final = 11
+CSAT_GOOD: Final = 12
+NPS_N: Final = 13
+NPS_PRO: Final = 14
+NPS_DET: Final = 15
+CES_N: Final = 16
+CES_SUM: Final = 17
+WAIT_SUM: Final = 18
+HANDLE_SUM: Final = 19
+FIRST_REPLY_SUM: Final = 20
+RESOLUTION_SUM: Final = 21
 N_NUM: Final = 22
 WAIT_SK: Final = 22
 RES_SK: Final = 23

@@ -13,9 +13,13 @@ from tables.windows import US
 DUPLICATE: Final = "duplicate"
 NO_AGENT: Final = ""
 
-# Contact and ticket status codes.
-WAITING, ANSWERED, ABANDONED, CLOSED = range(4)
-OPEN, RESOLVED = range(2)
+# Contact and ticket status codes (ordered: ``status >= ABANDONED`` means finished).
+WAITING: Final = 0
+ANSWERED: Final = 1
+ABANDONED: Final = 2
+CLOSED: Final = 3
+OPEN: Final = 0
+RESOLVED: Final = 1
 
 #: The finest grain of a measurement, within a minute bucket: (queue, channel, agent).
 CellKey = tuple[str, str, str]

@@ -68,10 +68,10 @@ def to_us(ts: dt.datetime) -> int:
 
 
 def _range_error(ev: Event) -> bool:
-    if isinstance(ev, SurveyResponse):
+    if type(ev) is SurveyResponse:
         lo, hi = SCORE_RANGE[ev.kind]
         return not lo <= ev.score <= hi
-    if isinstance(ev, TicketResolved):
+    if type(ev) is TicketResolved:
         return ev.contacts < 1
     return False
 

@@ -16,6 +16,7 @@ same rank rule as DDSketch). Zero is kept exactly in its own bin.
 
 from __future__ import annotations
 
+import math
 from typing import Final
 
 from ddsketch.mapping import LogarithmicMapping
@@ -28,7 +29,15 @@ _MIN_VALUE: Final = _MAPPING.min_possible
 ZERO_KEY: Final = -(2**62)
 
 Bins = dict[int, int]
-key_of = _MAPPING.key
+# The mapping's own key formula (LogarithmicMapping.key: ceil(log2(x) * multiplier)
+# + offset) with its constants, so the hot path makes no call into Python code;
+# tests/test_sketch.py checks it against _MAPPING.key.
+_MULTIPLIER: Final[float] = _MAPPING._multiplier
+_OFFSET: Final[float] = _MAPPING._offset
+
+
+def key_of(value: float) -> int:
+    return int(math.ceil(math.log(value, 2) * _MULTIPLIER) + _OFFSET)
 
 
 def add(bins: Bins, value: float) -> None:

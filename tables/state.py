@@ -111,28 +111,31 @@ class PartitionState:
         # whatever the first copy's fate was (contract: "a repeated event_id").
         if self.new_ids is not None:
             self.new_ids.append((eid, ts))
-        # isinstance, most frequent first: compiled, each is a pointer comparison
-        # and the call that follows is a direct one.
-        if isinstance(ev, ContactOffered):
+        # Exact types (the event structs have no subclasses), most frequent first:
+        # compiled, each test is a pointer comparison where isinstance would ask the
+        # msgspec metaclass, and the call that follows is a direct one.
+        if type(ev) is ContactOffered:
             reason = self._offered(ev, ts, clock)
-        elif isinstance(ev, ContactAnswered):
+        elif type(ev) is ContactAnswered:
             reason = self._answered(ev, ts, clock)
-        elif isinstance(ev, ContactClosed):
+        elif type(ev) is ContactClosed:
             reason = self._closed(ev, ts, clock)
-        elif isinstance(ev, ContactAbandoned):
+        elif type(ev) is ContactAbandoned:
             reason = self._abandoned(ev, ts, clock)
-        elif isinstance(ev, TicketOpened):
+        elif type(ev) is TicketOpened:
             reason = self._opened(ev, ts, clock)
-        elif isinstance(ev, TicketReplied):
+        elif type(ev) is TicketReplied:
             reason = self._replied(ev, ts, clock)
-        elif isinstance(ev, TicketResolved):
+        elif type(ev) is TicketResolved:
             reason = self._resolved(ev, ts, clock)
-        elif isinstance(ev, SurveySent):
+        elif type(ev) is SurveySent:
             reason = self._sent(ev, ts, clock)
-        elif isinstance(ev, SurveyResponse):
+        elif type(ev) is SurveyResponse:
             reason = self._response(ev, ts, clock)
-        else:
+        elif type(ev) is TicketReopened:
             reason = self._reopened(ev, ts, clock)
+        else:
+            raise TypeError(f"not an event: {type(ev).__name__}")
         if reason is not None:
             self.reject(reason)
         return reason
@@ -197,7 +200,15 @@ class PartitionState:
         self.waiting[cid] = c
         key = (c.queue, c.channel)
         self.waiting_n[key] = self.waiting_n.get(key, 0) + 1
-        heapq.heappush(self.waiting_heap.setdefault(key, []), (c.offered, cid))
+        heap = self.waiting_heap.get(key)
+        if heap is None:
+            heap = self.waiting_heap[key] = []
+        heapq.heappush(heap, (c.offered, cid))
+        if len(heap) > 2 * self.waiting_n[key] + 64:
+            # Mostly stale entries (answered, abandoned, moved): keep the live ones.
+            # Amortised O(1) per push, and the heap stays within twice who waits.
+            heap[:] = [e for e in heap if self._waits_at(e, key)]
+            heapq.heapify(heap)
 
     def wait_del(self, cid: str) -> None:
         c = self.waiting.pop(cid, None)
@@ -211,14 +222,15 @@ class PartitionState:
             del self.waiting_n[key]
             del self.waiting_heap[key]
 
+    def _waits_at(self, entry: tuple[int, str], key: tuple[str, str]) -> bool:
+        c = self.waiting.get(entry[1])
+        return c is not None and c.offered == entry[0] and c.queue == key[0] and c.channel == key[1]
+
     def _oldest(self, key: tuple[str, str]) -> int:
         heap = self.waiting_heap[key]
-        while True:
-            offered, cid = heap[0]
-            c = self.waiting.get(cid)
-            if c is not None and c.offered == offered and (c.queue, c.channel) == key:
-                return offered
+        while not self._waits_at(heap[0], key):
             heapq.heappop(heap)
+        return heap[0][0]
 
     # --- contacts -------------------------------------------------------------------------------
     def _offered(self, ev: ContactOffered, ts: int, clock: int) -> str | None:

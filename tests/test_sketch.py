@@ -142,3 +142,20 @@ def test_merge_subtract_property(xs: list[float], ys: list[float]) -> None:
     assert merged == build(xs + ys)
     sketch.subtract(merged, build(ys))
     assert merged == build(xs)
+
+
+@settings(max_examples=2000)
+@given(st.floats(min_value=1e-300, max_value=1e300, allow_nan=False))
+def test_the_inlined_key_is_the_ddsketch_mapping_key(value: float) -> None:
+    from ddsketch.mapping import LogarithmicMapping
+
+    assert sketch.key_of(value) == LogarithmicMapping(RELATIVE_ACCURACY).key(value)
+
+
+def test_the_inlined_key_on_bin_edges_and_typical_waits() -> None:
+    from ddsketch.mapping import LogarithmicMapping
+
+    mapping = LogarithmicMapping(RELATIVE_ACCURACY)
+    values = [mapping.value(k) * f for k in range(-200, 800) for f in (0.99, 1.0, 1.0101)]
+    values += [n / 1e6 for n in range(1, 2_000_000, 997)]  # microsecond-exact seconds
+    assert [sketch.key_of(v) for v in values] == [mapping.key(v) for v in values]
