@@ -366,3 +366,22 @@ def test_fast_and_slow_paths_agree(data: bytes) -> None:
     assert fast == slow
     if isinstance(fast, str):
         assert fast in STATELESS
+
+
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
+
+@settings(max_examples=3000)
+@given(
+    st.datetimes(
+        min_value=dt.datetime(1, 1, 2), max_value=dt.datetime(9998, 12, 30),
+        timezones=st.sampled_from(
+            [dt.UTC, dt.timezone(dt.timedelta(hours=5, minutes=30)),
+             dt.timezone(dt.timedelta(hours=-11, minutes=-45)),
+             dt.timezone(dt.timedelta(seconds=-1))]
+        ),
+    )
+)
+def test_to_us_is_exact_timedelta_arithmetic(ts: dt.datetime) -> None:
+    # The field arithmetic against Python's own (exact) timedelta arithmetic.
+    assert to_us(ts) == (ts - _EPOCH) // dt.timedelta(microseconds=1)
