@@ -3,10 +3,11 @@
 The hot modules may sit beside their sources compiled to C by mypyc
 (``infra/build_native.py``, run by ``make install``). Python would load a
 compiled module before its ``.py`` even when the source is newer, so this
-package checks: with ``KPI_PURE_PYTHON=1``, or when any compiled module is
-older than its source, *every* module of the package loads from source (the
-compiled ones call each other directly, so they are used all together or not
-at all) and a warning says how to rebuild.
+package checks: with ``KPI_PURE_PYTHON=1``, or when (in a source checkout) any
+compiled module is older than its source, *every* module of the package loads
+from source (the compiled ones call each other directly, so they are used all
+together or not at all) and a warning says how to rebuild. An installed wheel
+is not checked: its files carry the times of its unpacking, not of its build.
 """
 
 from __future__ import annotations
@@ -65,7 +66,8 @@ def _choose() -> bool:
     if os.environ.get("KPI_PURE_PYTHON", "") not in ("", "0"):
         reason = None
     else:
-        stale = _stale(compiled)
+        checkout = (_HERE.parent / "pyproject.toml").exists()
+        stale = _stale(compiled) if checkout else []
         if not stale:
             return True
         reason = (

@@ -1,0 +1,1 @@
+"""Faust agents: the live path."""

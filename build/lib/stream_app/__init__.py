@@ -1,0 +1,3 @@
+"""kpi-stream: live customer-service KPIs from Kafka events."""
+
+__version__ = "0.1.0"

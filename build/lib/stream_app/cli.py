@@ -1,0 +1,157 @@
+"""The ``kpi-stream`` command line (also ``python -m stream_app``).
+
+Heavy imports stay inside the commands so ``--help`` is instant.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="kpi-stream: live customer-service KPIs from Kafka events.",
+)
+
+
+@app.command()
+def simulate(
+    rate: Annotated[float, typer.Option(help="Events per second (event time).")] = 200.0,
+    duration: Annotated[
+        float | None,
+        typer.Option(help="Seconds of event time to generate; default: forever (live)."),
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Random seed: same seed, same stream.")] = 1,
+    to_file: Annotated[
+        Path | None, typer.Option("--to-file", help="Write JSONL here instead of Kafka.")
+    ] = None,
+    end: Annotated[
+        str | None,
+        typer.Option(help="With --to-file: ISO time of the last event (default: now)."),
+    ] = None,
+    bad_share: Annotated[
+        float, typer.Option(help="Share of bad events (every rejection reason).")
+    ] = 0.01,
+) -> None:
+    """Produce a realistic stream of contract events to Kafka (or a file)."""
+    from stream_app.simulator import run_simulate
+
+    run_simulate(
+        rate=rate, duration=duration, seed=seed, to_file=to_file, end=end, bad_share=bad_share
+    )
+
+
+@app.command()
+def produce(
+    files: Annotated[list[Path], typer.Argument(help="JSONL files ('-' for stdin).")],
+) -> None:
+    """Send JSONL lines to the contract topics with the contract's keys."""
+    from stream_app.producer import run_produce
+
+    run_produce(files)
+
+
+@app.command()
+def replay(
+    files: Annotated[list[str], typer.Argument(help="JSONL files ('-' for stdin).")],
+    at: Annotated[str | None, typer.Option(help="Fix the clock at this ISO time.")] = None,
+    fmt: Annotated[str, typer.Option("--format", help="json or table.")] = "json",
+) -> None:
+    """Offline replay: read JSONL events and print the KPI snapshot."""
+    from stream_app.replay import run_replay
+
+    run_replay(files, at=at, fmt=fmt)
+
+
+@app.command()
+def worker(
+    loglevel: Annotated[str, typer.Option(help="debug, info, warning, error")] = "warning",
+) -> None:
+    """Run a live worker: consume, compute, serve /api/snapshot (and publish)."""
+    import sys
+
+    from stream_app.logs import setup_logging
+    from stream_app.settings import get_settings
+    from stream_app.topics import ensure_worker_topics_sync
+
+    settings = get_settings()
+    setup_logging(loglevel)
+    from stream_app.rules import RulesError, load_rules
+
+    try:
+        load_rules(settings.rules_file or None, settings.window_names)
+    except RulesError as exc:
+        typer.echo(f"kpi-stream: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    try:
+        ensure_worker_topics_sync(settings)
+    except Exception as exc:  # noqa: BLE001 - turn a stack trace into an instruction
+        typer.echo(
+            f"kpi-stream: cannot reach Kafka at {settings.kafka_bootstrap_servers} ({exc}).\n"
+            "Start the local stack with `make stack` or set KAFKA_BOOTSTRAP_SERVERS.",
+            err=True,
+        )
+        raise typer.Exit(2) from exc
+    from stream_app.app import app as faust_app
+
+    level = {"warning": "warn", "critical": "crit"}.get(loglevel, loglevel)
+    sys.argv = ["kpi-stream", "--quiet", "worker", "--loglevel", level]
+    faust_app.main()
+
+
+@app.command()
+def snapshot(
+    fmt: Annotated[str, typer.Option("--format", help="json or table.")] = "json",
+    url: Annotated[
+        str | None, typer.Option(help="Worker base URL (default: from KPI_WEB_HOST/PORT).")
+    ] = None,
+    from_redis: Annotated[
+        bool, typer.Option("--from-redis", help="Read the snapshot the worker left in Redis.")
+    ] = False,
+) -> None:
+    """Print the live snapshot of a running worker (or, if none answers, from Redis)."""
+    from stream_app.snapshot_cli import run_snapshot
+
+    run_snapshot(fmt=fmt, url=url, from_redis=from_redis)
+
+
+@app.command()
+def bench(
+    events: Annotated[int, typer.Option(help="Events in the throughput runs.")] = 1_000_000,
+    memory_events: Annotated[int, typer.Option(help="Events through the memory run.")] = 10_000_000,
+    latency_seconds: Annotated[float, typer.Option(help="Length of the latency run.")] = 60.0,
+    skip: Annotated[
+        list[str] | None, typer.Option(help="Skip: live, latency, memory, replay.")
+    ] = None,
+) -> None:
+    """Measure throughput, latency and memory (needs the stack: `make bench`)."""
+    from stream_app.bench_report import run_bench
+
+    run_bench(events, memory_events, latency_seconds, set(skip or []))
+
+
+alerts_app = typer.Typer(help="SLA rules as Prometheus alerting rules.", no_args_is_help=True)
+app.add_typer(alerts_app, name="alerts")
+
+
+@alerts_app.command("export")
+def alerts_export(
+    rules_file: Annotated[
+        Path | None, typer.Option("--rules", help="Rules file (default: KPI_RULES_FILE).")
+    ] = None,
+) -> None:
+    """Write a Prometheus rules file for the kpi_* gauges (stdout)."""
+    from stream_app.alerts_export import run_export
+
+    run_export(rules_file)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

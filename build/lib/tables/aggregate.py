@@ -1,0 +1,198 @@
+"""The KPI aggregate of one (bucket, scope): initialize / merge / subtract / result.
+
+An aggregate is a flat list: integer counters, integer microsecond sums, and
+two quantile sketches. A list, not an object, because the hot path touches it
+once per event and list indexing is the cheapest thing Python does.
+
+Everything in it is a sum, so ``merge`` is associative and commutative (buckets
+and partitions combine in any order) and ``subtract`` undoes a ``merge``
+exactly (rolling windows and partition deltas rely on that).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+from tables import sketch
+
+# --- layout ------------------------------------------------------------------------------------
+# Final int literals: compiled, every ``cell[A.X]`` is an index known at build time.
+OFFERED: Final = 0
+ANSWERED: Final = 1
+ABANDONED: Final = 2
+WITHIN_SL: Final = 3
+CLOSED: Final = 4
+OPENED: Final = 5
+RESOLVED: Final = 6
+REOPENED: Final = 7
+FIRST_REPLIES: Final = 8
+FCR: Final = 9
+SENT: Final = 10
+CSAT_N: Final = 11
+CSAT_GOOD: Final = 12
+NPS_N: Final = 13
+NPS_PRO: Final = 14
+NPS_DET: Final = 15
+CES_N: Final = 16
+CES_SUM: Final = 17
+WAIT_SUM: Final = 18
+HANDLE_SUM: Final = 19
+FIRST_REPLY_SUM: Final = 20
+RESOLUTION_SUM: Final = 21
+N_NUM: Final = 22
+WAIT_SK: Final = 22
+RES_SK: Final = 23
+SIZE: Final = 24
+
+#: Counters whose non-zero value means "this scope has a measurement" (section 7).
+MEASURE_FIELDS: Final = (
+    OFFERED,
+    ANSWERED,
+    ABANDONED,
+    CLOSED,
+    OPENED,
+    RESOLVED,
+    REOPENED,
+    FIRST_REPLIES,
+    SENT,
+    CSAT_N,
+    NPS_N,
+    CES_N,
+)
+
+#: KPI names of a bucketed row, in the contract's order.
+KPI_FIELDS: Final = (
+    "contacts_offered",
+    "contacts_answered",
+    "contacts_abandoned",
+    "abandonment_rate",
+    "asa_seconds",
+    "wait_p50_seconds",
+    "wait_p90_seconds",
+    "wait_p95_seconds",
+    "service_level",
+    "aht_seconds",
+    "tickets_opened",
+    "tickets_resolved",
+    "tickets_reopened",
+    "first_reply_seconds",
+    "resolution_seconds",
+    "resolution_p90_seconds",
+    "fcr_rate",
+    "surveys_sent",
+    "csat_responses",
+    "csat",
+    "nps_responses",
+    "nps",
+    "ces_responses",
+    "ces",
+    "survey_response_rate",
+)
+LIVE_FIELDS: Final = ("contacts_waiting", "longest_wait_seconds", "open_tickets")
+
+Agg = list[Any]
+_US = 1_000_000
+
+
+def initialize() -> Agg:
+    agg: Agg = [0] * SIZE
+    agg[WAIT_SK] = {}
+    agg[RES_SK] = {}
+    return agg
+
+
+def merge(dst: Agg, src: Agg) -> None:
+    # Cells are sparse (one event type touches two or three fields): skipping
+    # zeros halves the cost of a roll-up.
+    for i, v in enumerate(src[:N_NUM]):
+        if v:
+            dst[i] += v
+    if src[WAIT_SK]:
+        sketch.merge(dst[WAIT_SK], src[WAIT_SK])
+    if src[RES_SK]:
+        sketch.merge(dst[RES_SK], src[RES_SK])
+
+
+def subtract(dst: Agg, src: Agg) -> None:
+    for i, v in enumerate(src[:N_NUM]):
+        if v:
+            dst[i] -= v
+    if src[WAIT_SK]:
+        sketch.subtract(dst[WAIT_SK], src[WAIT_SK])
+    if src[RES_SK]:
+        sketch.subtract(dst[RES_SK], src[RES_SK])
+
+
+def copy(agg: Agg) -> Agg:
+    out = agg[:N_NUM] + [dict(agg[WAIT_SK]), dict(agg[RES_SK])]
+    return out
+
+
+def has_measurement(agg: Agg) -> bool:
+    return any(agg[i] for i in MEASURE_FIELDS)
+
+
+def is_zero(agg: Agg) -> bool:
+    return not any(agg[:N_NUM]) and not agg[WAIT_SK] and not agg[RES_SK]
+
+
+def _ratio(num: float, den: float) -> float | None:
+    return num / den if den else None
+
+
+def _mean_s(sum_us: int, n: int) -> float | None:
+    return sum_us / n / _US if n else None
+
+
+def _q(bins: sketch.Bins, q: float) -> float | None:
+    return sketch.quantile(bins, q) if bins else None
+
+
+def result(agg: Agg) -> dict[str, Any]:
+    """The KPIs of section 6 from one aggregate (a null for every zero denominator)."""
+    answered, abandoned = agg[ANSWERED], agg[ABANDONED]
+    handled = answered + abandoned
+    responses = agg[CSAT_N] + agg[NPS_N] + agg[CES_N]
+    wait = agg[WAIT_SK]
+    return {
+        "contacts_offered": agg[OFFERED],
+        "contacts_answered": answered,
+        "contacts_abandoned": abandoned,
+        "abandonment_rate": _ratio(abandoned, handled),
+        "asa_seconds": _mean_s(agg[WAIT_SUM], answered),
+        "wait_p50_seconds": _q(wait, 0.5),
+        "wait_p90_seconds": _q(wait, 0.9),
+        "wait_p95_seconds": _q(wait, 0.95),
+        "service_level": _ratio(agg[WITHIN_SL], handled),
+        "aht_seconds": _mean_s(agg[HANDLE_SUM], agg[CLOSED]),
+        "tickets_opened": agg[OPENED],
+        "tickets_resolved": agg[RESOLVED],
+        "tickets_reopened": agg[REOPENED],
+        "first_reply_seconds": _mean_s(agg[FIRST_REPLY_SUM], agg[FIRST_REPLIES]),
+        "resolution_seconds": _mean_s(agg[RESOLUTION_SUM], agg[RESOLVED]),
+        "resolution_p90_seconds": _q(agg[RES_SK], 0.9),
+        "fcr_rate": _ratio(agg[FCR], agg[RESOLVED]),
+        "surveys_sent": agg[SENT],
+        "csat_responses": agg[CSAT_N],
+        "csat": _ratio(agg[CSAT_GOOD], agg[CSAT_N]),
+        "nps_responses": agg[NPS_N],
+        "nps": _ratio((agg[NPS_PRO] - agg[NPS_DET]) * 100.0, agg[NPS_N]),
+        "ces_responses": agg[CES_N],
+        "ces": _ratio(agg[CES_SUM], agg[CES_N]),
+        "survey_response_rate": _ratio(responses, agg[SENT]),
+    }
+
+
+def to_wire(agg: Agg) -> list[Any]:
+    """JSON-able form (sketch keys as strings) for changelogs and Redis."""
+    return agg[:N_NUM] + [
+        {str(k): v for k, v in agg[WAIT_SK].items()},
+        {str(k): v for k, v in agg[RES_SK].items()},
+    ]
+
+
+def from_wire(data: list[Any]) -> Agg:
+    return list(data[:N_NUM]) + [
+        {int(k): v for k, v in data[WAIT_SK].items()},
+        {int(k): v for k, v in data[RES_SK].items()},
+    ]

@@ -1,0 +1,165 @@
+"""Rolling windows over minute buckets, and the roll-up of cells to scopes.
+
+Per event only one *cell* ``(queue, channel, agent)`` of one minute bucket is
+touched (:mod:`tables.state`). Cells are folded in here in batches: into the
+minute store, and into a running sum per window and cell for the minute the
+clock is in. When the clock moves on, the minutes that leave a window are
+subtracted and the ones that enter are added::
+
+    clock minute 100 -> 102, window 5m
+    before:   [96 97 98 99 100]
+    after:          [98 99 100 101 102]
+    subtract 96, 97 (left)        add 101, 102 (entered: events stamped
+                                  ahead of the clock within the skew)
+
+A late cell for a minute still inside a window is added to the running sum
+at once; one older than every window is dropped. Scopes (all, queue:*,
+channel:*, agent:*) are summed from the running cells only when a snapshot
+is read, so a busy minute costs one merge per touched cell, not per scope.
+Everything is a sum, so the result equals merging the window's minutes from
+scratch, which ``tests/test_rollup.py`` checks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Final
+
+from tables import aggregate as A
+from tables.state import NO_AGENT, CellKey, Cells, Config
+from tables.windows import MINUTE_US
+
+ALL: Final = "all"
+ScopeAggs = dict[str, A.Agg]
+CellAggs = dict[CellKey, A.Agg]
+
+
+def scopes_of(queue: str, channel: str, agent: str) -> tuple[str, ...]:
+    base = (ALL, "queue:" + queue, "channel:" + channel)
+    return base + ("agent:" + agent,) if agent != NO_AGENT else base
+
+
+def _fold(dst: CellAggs, src: CellAggs, op: Callable[[A.Agg, A.Agg], None]) -> None:
+    for key, agg in src.items():
+        tgt = dst.get(key)
+        if tgt is None:
+            tgt = dst[key] = A.initialize()
+        op(tgt, agg)
+
+
+class Rollup:
+    def __init__(self, cfg: Config) -> None:
+        self.cfg = cfg
+        #: minute -> partition -> cell -> aggregate
+        self.minutes: dict[int, dict[int, CellAggs]] = {}
+        self.running: dict[str, CellAggs] = {name: {} for name, _ in cfg.windows}
+        #: the clock minute ``running`` is valid for (None: not built yet)
+        self.at: int | None = None
+        self._scopes: dict[CellKey, tuple[str, ...]] = {}
+
+    # --- feeding --------------------------------------------------------------------------------
+    def add_cells(self, cells: Cells, sign: int = 1, partition: int = 0) -> None:
+        """Fold cell aggregates in (``sign=-1`` takes them back out). ``cells`` is consumed."""
+        op = A.merge if sign > 0 else A.subtract
+        at = self.at
+        for minute, per_cell in cells.items():
+            if at is not None and minute <= at - self.cfg.largest_window:
+                continue  # older than every window: nothing will ever read it
+            parts = self.minutes.get(minute)
+            if parts is None:
+                parts = self.minutes[minute] = {}
+            store = parts.get(partition)
+            if store is None:
+                if at is None and sign > 0:
+                    # Nothing running yet (replay, start-up): hand the dict over as is.
+                    parts[partition] = per_cell
+                    continue
+                store = parts[partition] = {}
+            _fold(store, per_cell, op)
+            self._to_running(minute, per_cell, op)
+
+    def replace(self, partition: int, minute: int, cells: CellAggs | None) -> None:
+        """A partition's absolute cells of one minute (None: gone). The running
+        windows move by the difference, so a value seen twice counts once."""
+        parts = self.minutes.get(minute)
+        old = parts.pop(partition, None) if parts is not None else None
+        if old:
+            self._to_running(minute, old, A.subtract)
+        if cells is not None and (self.at is None or minute > self.at - self.cfg.largest_window):
+            if parts is None:
+                parts = self.minutes[minute] = {}
+            parts[partition] = cells
+            self._to_running(minute, cells, A.merge)
+        elif parts is not None and not parts:
+            del self.minutes[minute]
+
+    def _to_running(self, minute: int, cells: CellAggs, op: Callable[[A.Agg, A.Agg], None]) -> None:
+        at = self.at
+        if at is None:
+            return
+        for name, n in self.cfg.windows:
+            if at - n < minute <= at:
+                _fold(self.running[name], cells, op)
+
+    # --- windows --------------------------------------------------------------------------------
+    def windows(self, clock_us: int) -> dict[str, ScopeAggs]:
+        """Per-scope aggregates of every window as of ``clock_us``."""
+        self._advance(clock_us // MINUTE_US)
+        out: dict[str, ScopeAggs] = {}
+        for name, running in self.running.items():
+            scopes: ScopeAggs = {}
+            for key, agg in running.items():
+                sc = self._scopes.get(key)
+                if sc is None:
+                    sc = self._scopes[key] = scopes_of(*key)
+                for scope in sc:
+                    tgt = scopes.get(scope)
+                    if tgt is None:
+                        tgt = scopes[scope] = A.initialize()
+                    A.merge(tgt, agg)
+            out[name] = scopes
+        return out
+
+    def _advance(self, minute: int) -> None:
+        at = self.at
+        if at == minute:
+            return
+        if at is None or minute < at or minute - at >= self.cfg.largest_window:
+            self._rebuild(minute)
+            return
+        for name, n in self.cfg.windows:
+            run = self.running[name]
+            self._apply(run, range(at - n + 1, min(minute - n + 1, at + 1)), A.subtract)
+            self._apply(run, range(max(at + 1, minute - n + 1), minute + 1), A.merge)
+            for key in [k for k, agg in run.items() if A.is_zero(agg)]:
+                del run[key]
+        self.at = minute
+
+    def _apply(
+        self, run: CellAggs, minutes: Iterable[int], op: Callable[[A.Agg, A.Agg], None]
+    ) -> None:
+        for m in minutes:
+            parts = self.minutes.get(m)
+            if parts:
+                for per_cell in parts.values():
+                    _fold(run, per_cell, op)
+
+    def _rebuild(self, minute: int) -> None:
+        # Newest minute first, one running sum, copied out as each window is complete:
+        # every cell is merged once however many windows cover it.
+        ordered = sorted(self.cfg.windows, key=lambda w: w[1])
+        acc: CellAggs = {}
+        done = 0
+        for name, n in ordered:
+            self._apply(acc, range(minute - n + 1, minute - done + 1), A.merge)
+            done = n
+            self.running[name] = {k: A.copy(v) for k, v in acc.items()}
+        self.at = minute
+
+    def expire(self, clock_us: int) -> None:
+        """Drop minutes no window can reach any more (older than the largest window)."""
+        if self.at is not None:
+            self._advance(clock_us // MINUTE_US)
+        horizon = clock_us // MINUTE_US - self.cfg.largest_window
+        for m in [m for m in self.minutes if m <= horizon]:
+            del self.minutes[m]
