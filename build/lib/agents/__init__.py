@@ -1,1 +1,0 @@
-"""Faust agents: the live path."""

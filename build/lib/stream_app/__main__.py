@@ -1,3 +1,0 @@
-from stream_app.cli import main
-
-main()
