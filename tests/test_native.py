@@ -81,6 +81,11 @@ def test_a_source_newer_than_its_compiled_module_is_what_runs(tmp_path: Path) ->
     assert out.startswith("True ") and not out.endswith(".py"), out
 
     os.utime(pkg / "tables" / "sketch.py", (now + 60, now + 60))  # edited after the build
+    # Installed (no source checkout around it): file times mean nothing, not checked.
+    out, _ = probe(pkg)
+    assert out.startswith("True "), out
+    # In a source checkout: the edited source is what runs, all modules from source.
+    (pkg / "pyproject.toml").write_text("[project]\nname = 'x'\n")
     out, err = probe(pkg)
     assert out == f"False {pkg / 'tables' / 'state.py'}"
     assert "sketch older than the source" in err and "make native" in err
