@@ -17,6 +17,7 @@ import faust
 import orjson
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
+from stream_app.gcpolicy import GcPolicy
 from stream_app.live import LiveProcessor, Msg, Plan, wall_clock_us
 from stream_app.logs import LOGGING_CONFIG
 from stream_app.rules import Rule, load_rules, rules_json
@@ -83,6 +84,7 @@ class KpiHub:
         )
         self.view = CenterView(self.cfg, settings.kafka_bootstrap_servers, self.partials_topic)
         self.poll_timeout = min(1.0, settings.batch_within)
+        self.gc = GcPolicy(settings.gc_freeze_seconds, settings.gc_full_seconds)
         self.pending = 0
         self.pending_since = 0.0
         self.lock = asyncio.Lock()
@@ -116,9 +118,7 @@ class KpiHub:
             if len(parts) > 1 and b"|" + parts[1] == tag:
                 mine[k] = v
         self.processor.load(partition, mine)
-        for (
-            k
-        ) in mine:  # our runtime holds it now; recovery refills the store on the next assignment
+        for k in mine:  # our runtime holds it now; recovery refills it on the next assignment
             raw.pop(k, None)
 
     async def absorb(
@@ -154,6 +154,7 @@ class KpiHub:
         async with self.lock:
             self.processor.events += self.pending
             self.pending = 0
+            self.gc.tick()
             plan = self.processor.prepare()
             if plan is None:
                 return
