@@ -20,26 +20,8 @@ CHROMIUM=/usr/bin/chromium
 PACKAGES=(chromium fonts-dejavu-core)
 
 cmd_ensure() {
-    if [[ -x $CHROMIUM ]]; then
-        return 0
-    fi
-    if ! command -v apt-get >/dev/null 2>&1; then
-        echo "browser.sh: $CHROMIUM is missing and apt-get is not available;" \
-            "install chromium with your system's package manager." >&2
-        return 1
-    fi
-    echo "browser.sh: $CHROMIUM not found, installing: ${PACKAGES[*]}" >&2
-    if [[ "$_APT_UPDATED" != 1 ]]; then
-        _apt_sudo apt-get update -qq >&2
-        _APT_UPDATED=1
-        export _APT_UPDATED
-    fi
-    _apt_sudo env DEBIAN_FRONTEND=noninteractive \
-        apt-get install -y -qq --no-install-recommends "${PACKAGES[@]}" >&2
-    if [[ ! -x $CHROMIUM ]]; then
-        echo "browser.sh: installed ${PACKAGES[*]} but $CHROMIUM is still missing" >&2
-        return 1
-    fi
+    # apt_ensure takes a command name or, as here, an absolute path.
+    apt_ensure "$CHROMIUM" "${PACKAGES[@]}"
     echo "browser.sh: $("$CHROMIUM" --version 2>/dev/null || echo chromium) ready" >&2
 }
 
