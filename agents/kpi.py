@@ -6,7 +6,7 @@ together with partition ``p`` of the state table's changelog, to one worker.
 
 With the fast path on (the default, ``KPI_FAST_PATH=1``) the consumer hands
 record batches to the processor below faust's per-event path
-(:mod:`stream_app.transport`) and this agent's body sees nothing. With it off,
+(:mod:`stream_app.worker.transport`) and this agent's body sees nothing. With it off,
 records arrive here one event at a time and are batched with ``take_events``
 into the very same processor: the reference path, slower, kept to compare.
 """
@@ -17,8 +17,8 @@ from collections import defaultdict
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from stream_app.app import KpiApp, KpiHub
     from stream_app.settings import Settings
+    from stream_app.worker.app import KpiApp, KpiHub
 
 
 def register(app: KpiApp, hub: KpiHub, settings: Settings) -> Any:

@@ -259,7 +259,7 @@ cmd_start() {
     pid=$!
     echo "$pid" >"$PID_FILE"
 
-    if ! "$PY" -m stream_app.topics_admin --bootstrap "$BOOTSTRAP" \
+    if ! "$PY" -m stream_app.kafka.topics --bootstrap "$BOOTSTRAP" \
         --wait "$KAFKA_START_TIMEOUT" --pid "$pid"; then
         echo "kafka.sh: broker did not become ready within ${KAFKA_START_TIMEOUT}s; last log lines:" >&2
         tail -n 20 "$LOG_FILE" "$RUN_DIR/stdout.log" >&2 || true
@@ -304,7 +304,7 @@ cmd_bootstrap() {
 
 cmd_topics() {
     need_python
-    KAFKA_BOOTSTRAP_SERVERS="${KAFKA_BOOTSTRAP_SERVERS:-$BOOTSTRAP}" "$PY" -m stream_app.topics_admin
+    KAFKA_BOOTSTRAP_SERVERS="${KAFKA_BOOTSTRAP_SERVERS:-$BOOTSTRAP}" "$PY" -m stream_app.kafka.topics
 }
 
 cmd_clean() {

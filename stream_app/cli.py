@@ -37,7 +37,7 @@ def simulate(
     ] = 0.01,
 ) -> None:
     """Produce a realistic stream of contract events to Kafka (or a file)."""
-    from stream_app.simulator import run_simulate
+    from stream_app.tools.simulator.run import run_simulate
 
     run_simulate(
         rate=rate, duration=duration, seed=seed, to_file=to_file, end=end, bad_share=bad_share
@@ -49,7 +49,7 @@ def produce(
     files: Annotated[list[Path], typer.Argument(help="JSONL files ('-' for stdin).")],
 ) -> None:
     """Send JSONL lines to the contract topics with the contract's keys."""
-    from stream_app.producer import run_produce
+    from stream_app.tools.producer import run_produce
 
     run_produce(files)
 
@@ -61,7 +61,7 @@ def replay(
     fmt: Annotated[str, typer.Option("--format", help="json or table.")] = "json",
 ) -> None:
     """Offline replay: read JSONL events and print the KPI snapshot."""
-    from stream_app.replay import run_replay
+    from stream_app.tools.replay import run_replay
 
     run_replay(files, at=at, fmt=fmt)
 
@@ -73,13 +73,13 @@ def worker(
     """Run a live worker: consume, compute, serve /api/snapshot (and publish)."""
     import sys
 
+    from stream_app.kafka.worker_topics import ensure_worker_topics_sync
     from stream_app.logs import setup_logging
     from stream_app.settings import get_settings
-    from stream_app.topics import ensure_worker_topics_sync
 
     settings = get_settings()
     setup_logging(loglevel)
-    from stream_app.rules import RulesError, load_rules
+    from stream_app.outputs.rules import RulesError, load_rules
 
     try:
         load_rules(settings.rules_file or None, settings.window_names)
@@ -95,7 +95,7 @@ def worker(
             err=True,
         )
         raise typer.Exit(2) from exc
-    from stream_app.app import app as faust_app
+    from stream_app.worker.app import app as faust_app
 
     level = {"warning": "warn", "critical": "crit"}.get(loglevel, loglevel)
     sys.argv = ["kpi-stream", "--quiet", "worker", "--loglevel", level]
@@ -113,7 +113,7 @@ def snapshot(
     ] = False,
 ) -> None:
     """Print the live snapshot of a running worker (or, if none answers, from Redis)."""
-    from stream_app.snapshot_cli import run_snapshot
+    from stream_app.tools.snapshot import run_snapshot
 
     run_snapshot(fmt=fmt, url=url, from_redis=from_redis)
 
@@ -128,7 +128,7 @@ def bench(
     ] = None,
 ) -> None:
     """Measure throughput, latency and memory (needs the stack: `make bench`)."""
-    from stream_app.bench_report import run_bench
+    from stream_app.tools.bench.report import run_bench
 
     run_bench(events, memory_events, latency_seconds, set(skip or []))
 
@@ -144,7 +144,7 @@ def alerts_export(
     ] = None,
 ) -> None:
     """Write a Prometheus rules file for the kpi_* gauges (stdout)."""
-    from stream_app.alerts_export import run_export
+    from stream_app.outputs.alerts_export import run_export
 
     run_export(rules_file)
 

@@ -80,7 +80,7 @@ class Settings(BaseSettings):
     #: seconds before a silent worker's partitions go to the others
     session_timeout: float = 10.0
     batch_within: float = 0.2
-    #: the worker's garbage collector (stream_app/gcpolicy.py): how often the objects
+    #: the worker's garbage collector (stream_app/worker/gcpolicy.py): how often the objects
     #: that survived the young collections are frozen, and how often all is collected
     gc_freeze_seconds: float = 1.0
     gc_full_seconds: float = 3600.0

@@ -35,7 +35,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 @pytest.fixture(scope="session")
 def kafka_bootstrap() -> str:
     """``KAFKA_BOOTSTRAP_SERVERS`` of a broker that answers metadata requests."""
-    from stream_app.topics_admin import broker_ready
+    from stream_app.kafka.topics import broker_ready
 
     bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "").strip()
     if not bootstrap:
@@ -77,7 +77,7 @@ def make_topics(kafka_bootstrap: str) -> Callable[..., list[str]]:
     deleted afterwards: names are unique per test and the local broker starts
     empty on every ``infra/kafka.sh start``.
     """
-    from stream_app.topics_admin import ensure_topics
+    from stream_app.kafka.topics import ensure_topics
 
     def _make(names: str | list[str], partitions: int = 4) -> list[str]:
         topic_names = [names] if isinstance(names, str) else list(names)

@@ -15,9 +15,9 @@ import pytest
 import redis
 from prometheus_client import CollectorRegistry, generate_latest
 
-from stream_app.alerts import AlertBook, AlertService, alert_key
-from stream_app.producer import produce_lines
-from stream_app.rules import Rule
+from stream_app.outputs.alerts import AlertBook, AlertService, alert_key
+from stream_app.outputs.rules import Rule
+from stream_app.tools.producer import produce_lines
 from tables.snapshot import format_ts
 from tests.alerthelp import Channel, FakeProducer, FakeRedis, contacts, topic_events
 from tests.livehelp import Deployment

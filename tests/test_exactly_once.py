@@ -16,9 +16,9 @@ from typing import Any
 
 import pytest
 
-from stream_app.live import LiveProcessor, Msg, Plan
-from stream_app.routing import route
-from stream_app.simulator import generate_events
+from stream_app.tools.routing import route
+from stream_app.tools.simulator.run import generate_events
+from stream_app.worker.processor import LiveProcessor, Msg, Plan
 from tables.compare import diff
 from tables.engine import Replayer
 from tables.events import decode, to_us

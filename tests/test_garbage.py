@@ -13,8 +13,8 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from stream_app.producer import produce_lines
-from stream_app.simulator import generate_events
+from stream_app.tools.producer import produce_lines
+from stream_app.tools.simulator.run import generate_events
 from tables.events import REASONS
 from tests.livehelp import Deployment
 from tests.test_live import _check_against_replay

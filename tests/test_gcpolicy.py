@@ -1,4 +1,4 @@
-"""The worker's garbage-collector policy (stream_app/gcpolicy.py) with a fake clock."""
+"""The worker's garbage-collector policy (stream_app/worker/gcpolicy.py) with a fake clock."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from stream_app.gcpolicy import GcPolicy
+from stream_app.worker.gcpolicy import GcPolicy
 
 
 class Node:

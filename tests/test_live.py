@@ -13,8 +13,8 @@ import time
 
 import pytest
 
-from stream_app.producer import produce_lines
-from stream_app.simulator import generate_events
+from stream_app.tools.producer import produce_lines
+from stream_app.tools.simulator.run import generate_events
 from tables.compare import diff
 from tests.livehelp import ROOT, Deployment
 

@@ -1,4 +1,4 @@
-"""Prometheus metrics (stream_app.metrics) from real snapshots, on a fresh registry: no stack."""
+"""Prometheus metrics (outputs.metrics) from real snapshots, on a fresh registry: no stack."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from stream_app.metrics import WAIT_BUCKETS, KpiMetrics, split_scope
+from stream_app.outputs.metrics import WAIT_BUCKETS, KpiMetrics, split_scope
 from tables.aggregate import KPI_FIELDS, LIVE_FIELDS
 from tables.engine import Replayer
 from tables.state import Config

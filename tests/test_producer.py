@@ -15,10 +15,10 @@ import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.partitioner import DefaultPartitioner
 
-from stream_app.producer import ProduceError, produce_lines, run_produce, start_producer
-from stream_app.routing import route
 from stream_app.settings import get_settings
-from stream_app.simulator import generate_events
+from stream_app.tools.producer import ProduceError, produce_lines, run_produce, start_producer
+from stream_app.tools.routing import route
+from stream_app.tools.simulator.run import generate_events
 
 PARTITIONS = 4
 Record = tuple[int, bytes | None, bytes]  # partition, key, value (in offset order)

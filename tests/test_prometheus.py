@@ -24,8 +24,8 @@ import orjson
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from stream_app.metrics import parse_as_of, split_scope
-from stream_app.producer import produce_lines
+from stream_app.outputs.metrics import parse_as_of, split_scope
+from stream_app.tools.producer import produce_lines
 from tables.aggregate import KPI_FIELDS, LIVE_FIELDS
 from tests.livehelp import ROOT, Deployment, free_port
 

@@ -13,9 +13,9 @@ import orjson
 import pytest
 import redis
 
-from stream_app.producer import produce_lines
-from stream_app.simulator import generate_events
-from stream_app.sinks import row_hash, row_key
+from stream_app.outputs.redis_sink import row_hash, row_key
+from stream_app.tools.producer import produce_lines
+from stream_app.tools.simulator.run import generate_events
 from tests.livehelp import ROOT, Deployment
 
 pytestmark = pytest.mark.stack

@@ -75,7 +75,7 @@ def test_diff_is_not_blind(from_file: dict[str, Any], expected: dict[str, Any]) 
 
 def test_table_format_exits_zero() -> None:
     if not (ROOT / "stream_app" / "render.py").exists():
-        pytest.skip("stream_app/render.py (the --format table renderer) does not exist yet")
+        pytest.skip("stream_app/outputs/render.py (the --format table renderer) does not exist yet")
     proc = cli(str(SMALL), "--format", "table")
     assert proc.returncode == 0, proc.stderr.decode()
     out = proc.stdout.decode()

@@ -22,14 +22,14 @@ import orjson
 import pytest
 import typer
 
-from stream_app.simulator import (
+from stream_app.tools.simulator.run import (
     BAD_REASONS,
     BAD_VARIANTS,
     generate_events,
     run_simulate,
     timed_events,
 )
-from stream_app.simulator_world import Generator
+from stream_app.tools.simulator.world import Generator
 
 START = datetime.fromisoformat("2026-11-22T08:00:00Z").timestamp()
 RETENTION, SKEW = 24 * 3600, 300

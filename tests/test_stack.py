@@ -12,8 +12,8 @@ from collections import defaultdict
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
+from stream_app.kafka.topics import topic_partitions
 from stream_app.settings import get_settings
-from stream_app.topics_admin import topic_partitions
 
 N_MESSAGES = 100
 N_KEYS = 10

@@ -2,7 +2,7 @@
 
 Known events go in; the page must show exactly what /api/snapshot says (formatted
 the way the page formats), follow new events within seconds, colour tiles by the
-rules of /api/rules (mirrored here with stream_app.rules itself), switch windows
+rules of /api/rules (mirrored here with stream_app.outputs.rules itself), switch windows
 through the selector and the URL hash, and flag itself stale when the worker is gone.
 
 The browser is Debian's chromium (``infra/browser.sh ensure``), driven by the
@@ -26,8 +26,8 @@ from typing import Any, TypeVar
 import orjson
 import pytest
 
-from stream_app.producer import produce_lines
-from stream_app.rules import Rule, load_rules
+from stream_app.outputs.rules import Rule, load_rules
+from stream_app.tools.producer import produce_lines
 from tests.livehelp import ROOT, Deployment
 
 pytestmark = pytest.mark.stack
@@ -42,7 +42,7 @@ DASH, MINUS = "\u2013", "\u2212"
 # "within a few seconds": the worker publishes every 0.5 s here, the page polls every 1 s.
 FOLLOW_S = 5.0
 
-# Mirror of TILES in stream_app/web/wallboard.js: (kpi, live, format).
+# Mirror of TILES in stream_app/outputs/web/wallboard.js: (kpi, live, format).
 TILES = [
     ("contacts_waiting", True, "count"),
     ("longest_wait_seconds", True, "duration"),

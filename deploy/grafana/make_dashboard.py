@@ -5,7 +5,7 @@
 Generated rather than hand-edited so every panel follows the same conventions
 (``max by`` over the snapshot gauges, which every worker exports identically;
 ``sum by`` over the per-worker histograms) and so the SLA threshold steps come
-from the shipped rules (stream_app/rules.default.toml): change a threshold
+from the shipped rules (stream_app/outputs/rules.default.toml): change a threshold
 there, run this, and the lines on the graphs move with it. The tests check the
 committed JSON is what this writes.
 """
@@ -40,7 +40,7 @@ QUANTILES = (0.5, 0.9, 0.95)
 def rule_thresholds() -> dict[str, dict[str, Any]]:
     """kpi -> Grafana threshold steps of the default rule on queues (or any scope)."""
     sys.path.insert(0, str(HERE.parent.parent))
-    from stream_app.rules import load_rules
+    from stream_app.outputs.rules import load_rules
 
     out: dict[str, dict[str, Any]] = {}
     for rule in sorted(load_rules(), key=lambda r: r.scope != "queue:*"):

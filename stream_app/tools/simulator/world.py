@@ -23,7 +23,7 @@ from typing import Any
 
 from orjson import dumps
 
-from stream_app.simulator_bad import (
+from stream_app.tools.simulator.bad import (
     ABANDONED,
     ANSWERED,
     CHANNELS,

@@ -12,8 +12,8 @@ import asyncio
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
+from stream_app.kafka.topics import ensure_topics
 from stream_app.settings import Settings
-from stream_app.topics_admin import ensure_topics
 
 COMPACTED = {
     "cleanup.policy": "compact",

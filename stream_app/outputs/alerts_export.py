@@ -1,7 +1,7 @@
 """The SLA rules as a Prometheus rules file over the worker's ``kpi_*`` gauges.
 
 ``kpi-stream alerts export [--rules FILE]`` prints it. One alerting rule per
-SLA rule, equivalent to what the worker itself raises (stream_app/alerts.py):
+SLA rule, equivalent to what the worker itself raises (stream_app/outputs/alerts.py):
 
 * the rule's scope glob becomes label matchers: ``all`` -> ``scope_type="all"``,
   ``queue:*`` -> ``scope_type="queue"``, ``channel:voice`` ->
@@ -26,7 +26,7 @@ import json
 import re
 from pathlib import Path
 
-from stream_app.rules import SAMPLES, Rule, RulesError, load_rules
+from stream_app.outputs.rules import SAMPLES, Rule, RulesError, load_rules
 
 #: Scope types of the contract (section 6); ``all`` is its own type and name.
 SCOPE_TYPES = ("queue", "channel", "agent")

@@ -1,6 +1,6 @@
 """Create the contract topics on a Kafka cluster, idempotently.
 
-``python -m stream_app.topics_admin`` creates the five topics named in
+``python -m stream_app.kafka.topics`` creates the five topics named in
 :class:`stream_app.settings.Settings` (with ``KPI_TOPIC_PREFIX`` applied and
 ``KPI_PARTITIONS`` partitions); ``--wait SECONDS`` instead waits until a broker
 answers a metadata request, which is how ``infra/kafka.sh start`` knows the
@@ -138,7 +138,7 @@ def contract_topics() -> tuple[str, list[str], int, int]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m stream_app.topics_admin",
+        prog="python -m stream_app.kafka.topics",
         description="Create the contract topics (KPI_TOPIC_PREFIX, KPI_PARTITIONS) idempotently.",
     )
     parser.add_argument("--bootstrap", help="default: KAFKA_BOOTSTRAP_SERVERS from the settings")

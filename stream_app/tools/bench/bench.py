@@ -32,15 +32,15 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from rich.console import Console
 
 import tables
-from stream_app.replay import gc_paused, iter_chunks, iter_lines, replay_paths
+from stream_app.kafka.worker_topics import ensure_worker_topics
 from stream_app.settings import get_settings
-from stream_app.simulator import generate_events
-from stream_app.topics import ensure_worker_topics
+from stream_app.tools.replay import gc_paused, iter_chunks, iter_lines, replay_paths
+from stream_app.tools.simulator.run import generate_events
 from tables.engine import Replayer, floor
 from tables.state import Config
 
 console = Console(stderr=True)
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def _free_port() -> int:
@@ -197,7 +197,7 @@ async def latency(rate: float, seconds: float) -> dict[str, float]:
     import redis.asyncio as aioredis
     from aiokafka import AIOKafkaProducer
 
-    from stream_app.routing import route
+    from stream_app.tools.routing import route
 
     # Publishing 10 times a second (the default is once a second) is what a 500 ms
     # budget needs: the wait for the next publish alone averages half the interval.

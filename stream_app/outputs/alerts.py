@@ -51,8 +51,8 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 from redis.exceptions import RedisError
 
-from stream_app.metrics import parse_as_of
-from stream_app.rules import Rule
+from stream_app.outputs.metrics import parse_as_of
+from stream_app.outputs.rules import Rule
 from tables.snapshot import format_ts
 
 log = logging.getLogger("kpi.alerts")
@@ -373,7 +373,7 @@ class AlertService:
 
 
 def make_alerts(hub: Any) -> AlertService:
-    """The alert service of a :class:`stream_app.app.KpiHub`."""
+    """The alert service of a :class:`stream_app.worker.app.KpiHub`."""
     s = hub.settings
     return AlertService(
         hub.rules, topic=s.alerts_topic, prefix=s.redis_prefix, redis_url=s.redis_url,

@@ -168,7 +168,7 @@ def load_rules(path: str | Path | None = None, windows: list[str] | None = None)
         except OSError as exc:
             raise RulesError(f"cannot read rules file {p}: {exc.strerror}") from exc
         return _parse(text, str(p), windows)
-    text = resources.files("stream_app").joinpath(DEFAULT_RULES).read_text()
+    text = resources.files("stream_app.outputs").joinpath(DEFAULT_RULES).read_text()
     return _parse(text, DEFAULT_RULES, windows)
 
 

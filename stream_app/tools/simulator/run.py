@@ -20,8 +20,8 @@ from aiokafka.errors import KafkaError
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from stream_app.simulator_bad import BAD_REASONS, BAD_VARIANTS, iso
-from stream_app.simulator_world import Emitted, Generator
+from stream_app.tools.simulator.bad import BAD_REASONS, BAD_VARIANTS, iso
+from stream_app.tools.simulator.world import Emitted, Generator
 
 __all__ = ["BAD_REASONS", "BAD_VARIANTS", "Emitted", "generate_events", "run_simulate",
            "timed_events"]
@@ -97,8 +97,8 @@ def _write_file(path: Path, rate: float, duration: float, seed: int, end: float,
 
 async def _live(rate: float, duration: float, seed: int, bad_share: float,
                 console: Console, stats: dict[str, float]) -> None:
-    from stream_app.producer import Sender, check_topics, start_producer
     from stream_app.settings import get_settings
+    from stream_app.tools.producer import Sender, check_topics, start_producer
 
     settings = get_settings()
     bootstrap, topics = settings.kafka_bootstrap_servers, settings.input_topics
@@ -152,7 +152,7 @@ def run_simulate(rate: float, duration: float | None, seed: int, to_file: Path |
     if end is not None:
         raise typer.BadParameter("only applies with --to-file (live events are stamped now)",
                                  param_hint="--end")
-    from stream_app.producer import ProduceError
+    from stream_app.tools.producer import ProduceError
 
     stats: dict[str, float] = {"sent": 0, "start": time.time()}
     try:

@@ -25,7 +25,7 @@ from aiokafka.producer.message_accumulator import BatchBuilder
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 
-from stream_app.routing import route
+from stream_app.tools.routing import route
 
 KAFKA_HINT = "is Kafka running? start it with `make stack` or set KAFKA_BOOTSTRAP_SERVERS"
 #: Delivery futures awaited together: one round trip per few thousand lines, not per line.

@@ -15,7 +15,7 @@ import psutil
 from rich.console import Console
 from rich.table import Table
 
-from stream_app.bench import (
+from stream_app.tools.bench.bench import (
     ROOT,
     Deployment,
     bare_consume,
@@ -27,7 +27,7 @@ from stream_app.bench import (
     sparkline,
     write_file,
 )
-from stream_app.producer import produce_lines
+from stream_app.tools.producer import produce_lines
 
 
 # --- the run ---------------------------------------------------------------

@@ -55,7 +55,7 @@ def run_snapshot(fmt: str, url: str | None, from_redis: bool = False) -> None:
             typer.echo("kpi-stream: no snapshot in Redis yet: is a worker running?", err=True)
             raise typer.Exit(2)
     if fmt == "table":
-        from stream_app.render import print_snapshot_table
+        from stream_app.outputs.render import print_snapshot_table
 
         print_snapshot_table(snap)
     else:

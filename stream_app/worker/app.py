@@ -1,7 +1,7 @@
 """The Faust app: topics, the state table, the batch hand-off, publishing.
 
 ``create_app`` builds everything from one :class:`Settings`; the module-level
-``app`` is what ``faust -A stream_app.app worker`` and ``kpi-stream worker`` run.
+``app`` is what ``faust -A stream_app.worker.app worker`` and ``kpi-stream worker`` run.
 """
 
 from __future__ import annotations
@@ -17,14 +17,14 @@ import faust
 import orjson
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
-from stream_app.gcpolicy import GcPolicy
-from stream_app.live import LiveProcessor, Msg, Plan, wall_clock_us
 from stream_app.logs import LOGGING_CONFIG
-from stream_app.rules import Rule, load_rules, rules_json
+from stream_app.outputs.redis_sink import RedisSink
+from stream_app.outputs.rules import Rule, load_rules, rules_json
 from stream_app.settings import Settings, get_settings
-from stream_app.sinks import RedisSink
-from stream_app.transport import Transport
-from stream_app.view import CenterView
+from stream_app.worker.gcpolicy import GcPolicy
+from stream_app.worker.processor import LiveProcessor, Msg, Plan, wall_clock_us
+from stream_app.worker.transport import Transport
+from stream_app.worker.view import CenterView
 from tables.state import Config
 
 log = logging.getLogger("kpi.worker")
@@ -41,7 +41,7 @@ class KpiApp(faust.App):
 
 def _metrics(registry: CollectorRegistry, settings: Settings) -> Any:
     try:
-        from stream_app.metrics import KpiMetrics
+        from stream_app.outputs.metrics import KpiMetrics
     except ImportError:  # pragma: no cover - metrics module not present
         return None
     return KpiMetrics(
@@ -52,9 +52,9 @@ def _metrics(registry: CollectorRegistry, settings: Settings) -> Any:
 
 
 def _alerts(hub: KpiHub) -> Any:
-    """The SLA alert service (stream_app/alerts.py: ``make_alerts(hub)``), if present."""
+    """The SLA alert service (stream_app/outputs/alerts.py: ``make_alerts(hub)``), if present."""
     try:
-        from stream_app.alerts import make_alerts
+        from stream_app.outputs.alerts import make_alerts
     except ImportError:  # pragma: no cover
         return None
     return make_alerts(hub)
@@ -278,11 +278,11 @@ ASSET_TYPES = {
 
 
 def _asset(name: str) -> bytes:
-    """A file of the wallboard (stream_app/web/), read per request so edits show at once."""
+    """A file of the wallboard (stream_app/outputs/web/), read per request so edits show at once."""
     if "/" in name or name.startswith("."):
         return b""
     try:
-        return resources.files("stream_app").joinpath("web", name).read_bytes()
+        return resources.files("stream_app.outputs").joinpath("web", name).read_bytes()
     except (FileNotFoundError, IsADirectoryError):
         return b""
 

@@ -82,7 +82,7 @@ def run_replay(paths: list[str], at: str | None, fmt: str) -> None:
     if fmt == "json":
         sys.stdout.buffer.write(orjson.dumps(snap, option=orjson.OPT_INDENT_2) + b"\n")
     elif fmt == "table":
-        from stream_app.render import print_snapshot_table
+        from stream_app.outputs.render import print_snapshot_table
 
         print_snapshot_table(snap)
     else:
