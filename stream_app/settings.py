@@ -47,6 +47,7 @@ class Settings(BaseSettings):
     topic_contacts: str = "contact-events"
     topic_tickets: str = "ticket-events"
     topic_surveys: str = "survey-events"
+    topic_agents: str = "agent-events"
     topic_dead_letters: str = "kpi-dead-letters"
     topic_alerts: str = "kpi-sla-alerts"
     partitions: int = 4
@@ -124,6 +125,7 @@ class Settings(BaseSettings):
             "contact": self.topic(self.topic_contacts),
             "ticket": self.topic(self.topic_tickets),
             "survey": self.topic(self.topic_surveys),
+            "agent": self.topic(self.topic_agents),
         }
 
     @property

@@ -19,7 +19,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 ROOT = Path(__file__).resolve().parent.parent
-FAMILIES = ("contact", "ticket", "survey")
+FAMILIES = ("contact", "ticket", "survey", "agent")
 
 
 def free_port() -> int:

@@ -9,7 +9,12 @@ from __future__ import annotations
 
 import orjson
 
-FAMILY_KEYS = {"contact": "contact_id", "ticket": "ticket_id", "survey": "survey_id"}
+FAMILY_KEYS = {
+    "contact": "contact_id",
+    "ticket": "ticket_id",
+    "survey": "survey_id",
+    "agent": "agent_id",
+}
 FALLBACK_FAMILY = "contact"
 
 

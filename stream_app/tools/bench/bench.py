@@ -68,7 +68,7 @@ class Deployment:
             "KPI_DATA_DIR": tempfile.mkdtemp(prefix="kpi-bench-"),
             **extra_env,
         }
-        self.topics = {f: f"{self.prefix}{f}-events" for f in ("contact", "ticket", "survey")}
+        self.topics = {f: f"{self.prefix}{f}-events" for f in ("contact", "ticket", "survey", "agent")}
         self.partitions = partitions
         self.procs: list[subprocess.Popen[bytes]] = []
 
