@@ -68,7 +68,8 @@ class Deployment:
             "KPI_DATA_DIR": tempfile.mkdtemp(prefix="kpi-bench-"),
             **extra_env,
         }
-        self.topics = {f: f"{self.prefix}{f}-events" for f in ("contact", "ticket", "survey", "agent")}
+        families = ("contact", "ticket", "survey", "agent")
+        self.topics = {f: f"{self.prefix}{f}-events" for f in families}
         self.partitions = partitions
         self.procs: list[subprocess.Popen[bytes]] = []
 
