@@ -26,7 +26,12 @@ from tables.rollup import Rollup
 from tables.snapshot import build, merge_live
 from tables.state import Config
 
-TOPICS = {"contact": "contact-events", "ticket": "ticket-events", "survey": "survey-events"}
+TOPICS = {
+    "contact": "contact-events",
+    "ticket": "ticket-events",
+    "survey": "survey-events",
+    "agent": "agent-events",
+}
 CFG = Config()
 P = 2
 
