@@ -1,27 +1,29 @@
-"""The Faust agent on the three input topics.
+"""The Faust agent on the input topics.
 
-Declaring it subscribes the worker to ``contact-events``, ``ticket-events`` and
-``survey-events`` and lets faust's assignor give partition ``p`` of all three,
-together with partition ``p`` of the state table's changelog, to one worker.
+Declaring it subscribes the worker to the contract's input topics and lets
+faust's assignor give partition ``p`` of all of them, together with partition
+``p`` of the state table's changelog, to one worker (they are co-partitioned:
+same partition count).
 
-With the fast path on (the default, ``KPI_FAST_PATH=1``) the consumer hands
-record batches to the processor below faust's per-event path
-(:mod:`stream_app.worker.transport`) and this agent's body sees nothing. With it off,
-records arrive here one event at a time and are batched with ``take_events``
-into the very same processor: the reference path, slower, kept to compare.
+The records themselves never reach this agent's body: the consumer hands
+whole record batches to the processor below faust's per-event path
+(:mod:`stream_app.worker.transport`), which is what makes a worker fast. A
+record that did arrive here would be a wiring bug, and is logged as one.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
+import logging
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from stream_app.settings import Settings
-    from stream_app.worker.app import KpiApp, KpiHub
+    from stream_app.worker.app import KpiApp
+
+log = logging.getLogger("kpi.agent")
 
 
-def register(app: KpiApp, hub: KpiHub, settings: Settings) -> Any:
+def register(app: KpiApp, settings: Settings) -> Any:
     topics = app.topic(
         *settings.input_topics.values(),
         key_type=bytes,
@@ -34,11 +36,11 @@ def register(app: KpiApp, hub: KpiHub, settings: Settings) -> Any:
     # concurrency=1: more would let faust commit past unprocessed messages (faust #606).
     @app.agent(topics, concurrency=1, name="kpi-events")
     async def kpi_events(stream: Any) -> None:
-        async for events in stream.take_events(settings.batch_max, within=settings.batch_within):
-            by_tp: dict[Any, list[Any]] = defaultdict(list)
-            for event in events:
-                by_tp[event.message.tp].append(event.message)
-            await hub.absorb(by_tp, from_agent=True)
-            await hub.drain()  # written before faust acks (and may commit) these events
+        async for event in stream.events():
+            log.error(
+                "a record of %s reached faust's per-event path; it is not processed. "
+                "The batch transport (stream_app.worker.transport) is not installed.",
+                event.message.tp,
+            )
 
     return kpi_events

@@ -75,8 +75,6 @@ class Settings(BaseSettings):
     data_dir: str = ".run/worker-data"
 
     # --- engine batching ---------------------------------------------------------------
-    #: hand record batches to the processor below faust's per-event path
-    fast_path: bool = True
     batch_max: int = 10000
     #: seconds before a silent worker's partitions go to the others
     session_timeout: float = 10.0

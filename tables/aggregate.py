@@ -1,4 +1,5 @@
-"""The KPI aggregate of one (bucket, scope): initialize / merge / subtract / result.
+"""The KPI aggregate of one (bucket, scope): initialize / merge / subtract, and the
+helpers the KPI formulas of :mod:`tables.kpis` read it with.
 
 An aggregate is a flat list: integer counters, integer microsecond sums, and
 two quantile sketches. A list, not an object, because the hot path touches it
@@ -60,36 +61,6 @@ MEASURE_FIELDS: Final = (
     CES_N,
 )
 
-#: KPI names of a bucketed row, in the contract's order.
-KPI_FIELDS: Final = (
-    "contacts_offered",
-    "contacts_answered",
-    "contacts_abandoned",
-    "abandonment_rate",
-    "asa_seconds",
-    "wait_p50_seconds",
-    "wait_p90_seconds",
-    "wait_p95_seconds",
-    "service_level",
-    "aht_seconds",
-    "tickets_opened",
-    "tickets_resolved",
-    "tickets_reopened",
-    "first_reply_seconds",
-    "resolution_seconds",
-    "resolution_p90_seconds",
-    "fcr_rate",
-    "surveys_sent",
-    "csat_responses",
-    "csat",
-    "nps_responses",
-    "nps",
-    "ces_responses",
-    "ces",
-    "survey_response_rate",
-)
-LIVE_FIELDS: Final = ("contacts_waiting", "longest_wait_seconds", "open_tickets")
-
 Agg = list[Any]
 _US = 1_000_000
 
@@ -136,51 +107,18 @@ def is_zero(agg: Agg) -> bool:
     return not any(agg[:N_NUM]) and not agg[WAIT_SK] and not agg[RES_SK]
 
 
-def _ratio(num: float, den: float) -> float | None:
+def ratio(num: float, den: float) -> float | None:
+    """num / den, or None (the contract's null) when there is nothing to divide by."""
     return num / den if den else None
 
 
-def _mean_s(sum_us: int, n: int) -> float | None:
+def mean_s(sum_us: int, n: int) -> float | None:
+    """Mean of ``n`` durations summed in integer microseconds, in seconds."""
     return sum_us / n / _US if n else None
 
 
-def _q(bins: sketch.Bins, q: float) -> float | None:
+def quantile(bins: sketch.Bins, q: float) -> float | None:
     return sketch.quantile(bins, q) if bins else None
-
-
-def result(agg: Agg) -> dict[str, Any]:
-    """The KPIs of section 6 from one aggregate (a null for every zero denominator)."""
-    answered, abandoned = agg[ANSWERED], agg[ABANDONED]
-    handled = answered + abandoned
-    responses = agg[CSAT_N] + agg[NPS_N] + agg[CES_N]
-    wait = agg[WAIT_SK]
-    return {
-        "contacts_offered": agg[OFFERED],
-        "contacts_answered": answered,
-        "contacts_abandoned": abandoned,
-        "abandonment_rate": _ratio(abandoned, handled),
-        "asa_seconds": _mean_s(agg[WAIT_SUM], answered),
-        "wait_p50_seconds": _q(wait, 0.5),
-        "wait_p90_seconds": _q(wait, 0.9),
-        "wait_p95_seconds": _q(wait, 0.95),
-        "service_level": _ratio(agg[WITHIN_SL], handled),
-        "aht_seconds": _mean_s(agg[HANDLE_SUM], agg[CLOSED]),
-        "tickets_opened": agg[OPENED],
-        "tickets_resolved": agg[RESOLVED],
-        "tickets_reopened": agg[REOPENED],
-        "first_reply_seconds": _mean_s(agg[FIRST_REPLY_SUM], agg[FIRST_REPLIES]),
-        "resolution_seconds": _mean_s(agg[RESOLUTION_SUM], agg[RESOLVED]),
-        "resolution_p90_seconds": _q(agg[RES_SK], 0.9),
-        "fcr_rate": _ratio(agg[FCR], agg[RESOLVED]),
-        "surveys_sent": agg[SENT],
-        "csat_responses": agg[CSAT_N],
-        "csat": _ratio(agg[CSAT_GOOD], agg[CSAT_N]),
-        "nps_responses": agg[NPS_N],
-        "nps": _ratio((agg[NPS_PRO] - agg[NPS_DET]) * 100.0, agg[NPS_N]),
-        "ces_responses": agg[CES_N],
-        "ces": _ratio(agg[CES_SUM], agg[CES_N]),
-        "survey_response_rate": _ratio(responses, agg[SENT]),
-    }
 
 
 def to_wire(agg: Agg) -> list[Any]:

@@ -1,14 +1,11 @@
 """The offline engine: one partition state, the replay clock, the roll-up.
 
-Clock rule (contract section 5): without a fixed clock it is the largest
-valid ``ts`` seen so far, where *valid* means the event passed the stateless
-checks and the clock checks (a ``too_late`` event never moves it). It moves
-before the duplicate and lifecycle checks, so an event rejected there still
-tells us what time it is. With a fixed clock (``--at``) it never moves and
-``future_ts`` applies.
-
-The live worker uses the same :class:`PartitionState`, :class:`Rollup` and
-:func:`tables.snapshot.build`; only where the clock comes from differs.
+Every message goes through :meth:`tables.state.PartitionState.feed`, the same
+entry the live worker uses; only the clock differs (an
+:class:`~tables.clock.EventClock`, or a :class:`~tables.clock.FixedClock` for
+``--at``). Once per clock minute pending cells are rolled up and what the
+contract lets us forget is forgotten, so memory stays flat however long the
+input.
 """
 
 from __future__ import annotations
@@ -16,48 +13,42 @@ from __future__ import annotations
 from typing import Any
 
 from tables import snapshot
+from tables.clock import UNSET, Clock, EventClock, FixedClock
 from tables.events import decode, to_us
+from tables.live import CenterLive
 from tables.rollup import Rollup
-from tables.state import Config, PartitionState, time_reason
+from tables.state import Config, PartitionState
 from tables.windows import MINUTE_US
+
+_NO_MINUTE = -(2**61)
 
 
 class Replayer:
     def __init__(self, cfg: Config, at_us: int | None = None) -> None:
         self.cfg = cfg
-        self.fixed = at_us
-        self.clock: int | None = at_us
+        self.clock: Clock = (
+            FixedClock(cfg.retention_us, cfg.skew_us, at_us)
+            if at_us is not None
+            else EventClock(cfg.retention_us, cfg.skew_us)
+        )
         self.state = PartitionState(cfg)
         self.rollup = Rollup(cfg)
-        self._minute: int | None = None
+        self._minute = _NO_MINUTE
+        self._now = UNSET
         self.events = 0
 
     def feed(self, raw: bytes) -> str | None:
         """One message; returns its rejection reason, ``"duplicate"`` or None."""
         self.events += 1
-        ev = decode(raw)
-        state = self.state
-        if isinstance(ev, str):
-            state.reject(ev)
-            return ev
-        ts = to_us(ev.ts)
-        clock = self.clock
-        if clock is not None and (
-            ts < clock - self.cfg.retention_us
-            or (self.fixed is not None and ts > clock + self.cfg.skew_us)
-        ):
-            reason = time_reason(ts, clock, self.cfg, self.fixed is not None)
-            assert reason is not None
-            state.reject(reason)
-            return reason
-        if self.fixed is None and (clock is None or ts > clock):
-            self.clock = clock = ts
-            minute = ts // MINUTE_US
+        verdict = self.state.feed(raw, self.clock)
+        now = self.clock.now
+        if now != self._now:  # the clock moved (UNSET never equals a time)
+            self._now = now
+            minute = now // MINUTE_US
             if minute != self._minute:
                 self._minute = minute
-                self._tick(ts)
-        assert clock is not None
-        return state.apply(ev, ts, clock)
+                self._tick(now)
+        return verdict
 
     def feed_lines(self, lines: list[bytes]) -> None:
         """Many JSONL lines (without their newline); blank lines are skipped and
@@ -77,16 +68,15 @@ class Replayer:
         self.state.expire(clock)
 
     def snapshot(self) -> dict[str, Any]:
-        clock = self.clock
-        if clock is None:  # nothing valid seen: an empty snapshot at the epoch
-            clock = 0
+        # nothing valid seen: an empty snapshot at the epoch
+        clock = self.clock.now if self.clock.seen() else 0
         self.rollup.add_cells(self.state.take_cells())
         windows = self.rollup.windows(clock)
         return snapshot.build(
             self.cfg,
             clock,
             windows,
-            self.state.live_state(clock),
+            CenterLive([self.state.live_part()], clock),
             self.state.rejected,
             self.state.duplicates,
         )

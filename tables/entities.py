@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from tables import aggregate as A
-from tables.events import FUTURE_TS, TOO_LATE
 from tables.windows import US
 
 DUPLICATE: Final = "duplicate"
@@ -50,17 +49,6 @@ class Config:
     @property
     def largest_window(self) -> int:
         return max(m for _, m in self.windows)
-
-
-def time_reason(ts_us: int, clock_us: int | None, cfg: Config, check_future: bool) -> str | None:
-    """``too_late`` / ``future_ts`` against the clock *before* the event."""
-    if clock_us is None:
-        return None
-    if ts_us < clock_us - cfg.retention_us:
-        return TOO_LATE
-    if check_future and ts_us > clock_us + cfg.skew_us:
-        return FUTURE_TS
-    return None
 
 
 class Contact:

@@ -269,7 +269,7 @@ def stack(kafka_bootstrap: str, redis_url: str,
                                      start_epoch=time.time() - 900, bad_share=0.0))
         asyncio.run(produce_lines(dep.bootstrap, dep.topics, lines + sure_kpis()))
         dep.wait_caught_up(port)
-        short = re.sub(r'(?m)^for = ".*"', 'for = "2s"', (ROOT / "stream_app" /
+        short = re.sub(r'(?m)^for = ".*"', 'for = "2s"', (ROOT / "stream_app" / "outputs" /
                                                           "rules.default.toml").read_text())
         rules = export(tmp, short)
         config = tmp / "prometheus.yml"

@@ -22,8 +22,7 @@ from stream_app.worker.processor import LiveProcessor, Msg, Plan
 from tables.compare import diff
 from tables.engine import Replayer
 from tables.events import decode, to_us
-from tables.rollup import Rollup
-from tables.snapshot import build, merge_live
+from tables.center import Center
 from tables.state import Config
 
 TOPICS = {
@@ -96,10 +95,8 @@ def _apply_plan(world: World, plan: Plan, cut: int | None = None) -> bool:
     return True
 
 
-def _processor(clock: int) -> LiveProcessor:
-    return LiveProcessor(
-        CFG, TOPICS, "changelog", "partials", "dlq", clock=lambda: clock, checkpoint_every=3
-    )
+def _processor() -> LiveProcessor:
+    return LiveProcessor(CFG, TOPICS, "changelog", "partials", "dlq", checkpoint_every=3)
 
 
 def _run(
@@ -111,7 +108,7 @@ def _run(
     rng: random.Random,
 ) -> bool:
     """Process everything after the committed offsets; optionally crash in batch #n at write #k."""
-    proc = _processor(clock)
+    proc = _processor()
     for p in range(P):
         proc.load(p, world.table(p))
     cursors = {tp: world.committed.get(tp, 0) for tp in logs}
@@ -124,7 +121,7 @@ def _run(
             if recs:
                 proc.absorb(tp[0], tp[1], recs, clock)
                 cursors[tp] = recs[-1][0] + 1
-        plan = proc.prepare()
+        plan = proc.prepare(clock)
         if plan is None:
             continue
         n_batch += 1
@@ -136,28 +133,11 @@ def _run(
 
 
 def _live_snapshot(world: World, clock: int) -> dict[str, Any]:
-    import orjson
-
-    from tables.persist import decode_minute
-
-    rollup = Rollup(CFG)
-    summaries = {}
+    """What every worker's view serves: the same pure fold of the partials."""
+    center = Center(CFG)
     for k, v in world.partials.items():
-        part, _, what = k.decode().partition("|")
-        if v is None:
-            continue
-        if what == "S":
-            summaries[int(part)] = orjson.loads(v)
-        else:
-            rollup.replace(int(part), int(what), decode_minute(v)[0])
-    rej: dict[str, int] = {}
-    dup = 0
-    for s in summaries.values():
-        for r, n in s["rej"].items():
-            rej[r] = rej.get(r, 0) + n
-        dup += s["dup"]
-    live = merge_live([s["live"] for s in summaries.values()])
-    return build(CFG, clock, rollup.windows(clock), live, rej, dup)
+        center.apply(k, v)
+    return center.snapshot(clock)
 
 
 def _replay(logs: dict[tuple[str, int], list[bytes]], clock: int) -> dict[str, Any]:
@@ -215,6 +195,6 @@ def test_a_clean_run_writes_a_checkpoint_and_restores_from_it() -> None:
     for p in range(P):
         keys = set(world.table(p))
         assert f"K|{p}".encode() in keys  # checkpoint_every=3 batches
-        proc = _processor(clock)
+        proc = _processor()
         rt = proc.load(p, world.table(p))
         assert rt.applied == {f: len(logs[(t, p)]) - 1 for f, t in TOPICS.items() if logs[(t, p)]}

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tables.aggregate import KPI_FIELDS
+from tables.kpis import BUCKETED_NAMES as KPI_FIELDS
 from tables.engine import Replayer
 from tables.events import to_us
 from tables.state import Config

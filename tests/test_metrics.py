@@ -13,7 +13,8 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from stream_app.outputs.metrics import WAIT_BUCKETS, KpiMetrics, split_scope
-from tables.aggregate import KPI_FIELDS, LIVE_FIELDS
+from tables.kpis import BUCKETED_NAMES as KPI_FIELDS
+from tables.kpis import LIVE_NAMES as LIVE_FIELDS
 from tables.engine import Replayer
 from tables.state import Config
 

@@ -86,7 +86,7 @@ def lines() -> list[bytes]:
 def test_produce_lines_routes_keys_and_keeps_entity_order(
         kafka_bootstrap: str, unique_name: str, make_topics: Callable[..., list[str]],
         lines: list[bytes]) -> None:
-    topics = {f: f"{f}-events-{unique_name}" for f in ("contact", "ticket", "survey")}
+    topics = {f: f"{f}-events-{unique_name}" for f in ("contact", "ticket", "survey", "agent")}
     make_topics(list(topics.values()), PARTITIONS)
     counts = asyncio.run(produce_lines(kafka_bootstrap, topics, [*lines, b""]))
     assert sum(counts.values()) == len(lines)  # the empty line is skipped

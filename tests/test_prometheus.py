@@ -26,7 +26,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from stream_app.outputs.metrics import parse_as_of, split_scope
 from stream_app.tools.producer import produce_lines
-from tables.aggregate import KPI_FIELDS, LIVE_FIELDS
+from tables.kpis import BUCKETED_NAMES as KPI_FIELDS
+from tables.kpis import LIVE_NAMES as LIVE_FIELDS
 from tests.livehelp import ROOT, Deployment, free_port
 
 pytestmark = pytest.mark.stack

@@ -129,7 +129,7 @@ def test_contract_topics_exist_with_configured_partitions(kafka_bootstrap):
     # Checked without creating anything: `make stack` / `make test` must have made them.
     settings = get_settings()
     names = [*settings.input_topics.values(), settings.dead_letter_topic, settings.alerts_topic]
-    assert len(set(names)) == 5
+    assert len(set(names)) == 6
     found = asyncio.run(asyncio.wait_for(topic_partitions(kafka_bootstrap, names), TIMEOUT))
     missing = sorted(set(names) - set(found))
     assert not missing, f"contract topics missing: {missing} (infra/stack.sh up creates them)"

@@ -174,7 +174,7 @@ FIXED: list[tuple[str, list[Ev], list[str | None]]] = [
 def test_fixed_clock(events: list[Ev], want: list[str | None]) -> None:
     r, got = run(events, at=0)
     assert got == want
-    assert r.clock == T0_US
+    assert r.clock.now == T0_US
 
 
 # --- measurements that depend on the lifecycle --------------------------------------------------
@@ -245,14 +245,15 @@ def test_expire_forgets_finished_entities_and_their_ids() -> None:
     r, _ = run([off("c", 0), ans("c", 10), clo("c", 20), off("w", 30), aba("w", 40),
                 opn("t", 0), res("t", 50), opn("o", 0)])
     st = r.state
-    assert (len(st.contacts), len(st.tickets), len(st.seen)) == (2, 2, 8)
+    contacts, tickets = st.contacts.contacts, st.tickets.tickets
+    assert (len(contacts), len(tickets), len(st.seen)) == (2, 2, 8)
     # A later event moves the clock past finish + retention (+ a minute for the tick).
     r2_events = [ev("survey_sent", DAY + 120, "S", survey_id="s", kind="nps", queue="billing",
                     channel="voice")]
     for e in r2_events:
         assert r.feed(json.dumps(e).encode()) is None
-    assert len(st.contacts) == 0
-    assert list(st.tickets) == ["o"]  # the open ticket stays (open TTL is 7 days)
+    assert len(contacts) == 0
+    assert list(tickets) == ["o"]  # the open ticket stays (open TTL is 7 days)
     assert list(st.seen) == ["S"]
     # Forgotten means never seen: a late close for c is unknown_entity, not a duplicate.
     assert r.feed(json.dumps(clo("c", DAY + 130) | {"event_id": "new"}).encode()) == UE
@@ -275,14 +276,14 @@ def test_memory_stays_bounded_over_three_days() -> None:
             n += 1
             assert r.feed(json.dumps({"event_id": f"e{n}", **e}).encode()) is None
         if minute % 1440 == 1439:
-            sizes.append((len(r.state.contacts), len(r.state.seen), len(r.rollup.minutes)))
+            sizes.append((len(r.state.contacts.contacts), len(r.state.seen), len(r.rollup.minutes)))
     # After day 1 nothing grows: ~1 day of contacts (1440 + 480), ids (5 * 1440 + 2 * 480).
     for contacts, seen, minutes in sizes:
         assert contacts <= 1440 + 480 + 5
         assert seen <= 5 * 1440 + 2 * 480 + 10
         assert minutes <= 1440 + 2
-    assert len(r.state.tickets) <= 1440 + 5
-    assert len(r.state.finished) <= 1440 * 2 + 480 + 10
+    assert len(r.state.tickets.tickets) <= 1440 + 5
+    assert len(r.state.contacts.finished) + len(r.state.tickets.finished) <= 1440 * 2 + 480 + 10
     assert sizes[2][0] <= sizes[1][0] + 2 and sizes[2][1] <= sizes[1][1] + 10
 
 
@@ -297,6 +298,6 @@ def test_extreme_timestamps_never_break_the_snapshot(ts: str) -> None:
     if reason is None:
         as_of = parse_ts(snap["as_of"])  # as_of is ISO-8601 and names the clock
         assert as_of is not None, f"as_of {snap['as_of']!r} is not ISO-8601"
-        assert to_us(as_of) == r.clock
+        assert to_us(as_of) == r.clock.now
     else:
         assert reason == "schema"

@@ -22,24 +22,24 @@ OUT = HERE / "dashboards" / "kpi-stream.json"
 UID = "kpi-stream"
 DS = {"type": "prometheus", "uid": "${datasource}"}
 
-# (kpi, title, unit, decimals, min, max)
+sys.path.insert(0, str(HERE.parent.parent))
+from tables import kpis  # noqa: E402 - the catalogue of the checkout this file sits in
+
+#: Grafana units and decimals of the catalogue's formats
+UNITS = {"percent": ("percentunit", 1), "duration": ("s", 1), "score": ("none", 0),
+         "decimal": ("none", 2), "count": ("short", 0)}
+# (kpi, title, unit, decimals, min, max): every KPI the catalogue marks for dashboards
 KPIS: list[tuple[str, str, str, int | None, float | None, float | None]] = [
-    ("service_level", "Service level", "percentunit", 1, 0, 1),
-    ("asa_seconds", "ASA (average speed of answer)", "s", 1, 0, None),
-    ("abandonment_rate", "Abandonment", "percentunit", 1, 0, 1),
-    ("fcr_rate", "First-contact resolution", "percentunit", 1, 0, 1),
-    ("csat", "CSAT (share of 4-5)", "percentunit", 1, 0, 1),
-    ("nps", "NPS", "none", 0, -100, 100),
-    ("ces", "CES (7 = very easy)", "none", 2, 1, 7),
+    (k.name, k.label, *UNITS[k.fmt], k.lo, k.hi) for k in kpis.CATALOGUE if k.dashboard
 ]
-VOLUMES = ("contacts_offered", "contacts_answered", "contacts_abandoned", "tickets_opened",
-           "tickets_resolved")
+VOLUMES = tuple(k.name for k in kpis.CATALOGUE
+                if k.kind == kpis.COUNT and k.name.startswith(("contacts_", "tickets_"))
+                and k.name != "tickets_reopened")
 QUANTILES = (0.5, 0.9, 0.95)
 
 
 def rule_thresholds() -> dict[str, dict[str, Any]]:
     """kpi -> Grafana threshold steps of the default rule on queues (or any scope)."""
-    sys.path.insert(0, str(HERE.parent.parent))
     from stream_app.outputs.rules import load_rules
 
     out: dict[str, dict[str, Any]] = {}
@@ -170,16 +170,9 @@ def build() -> dict[str, Any]:
     thresholds = rule_thresholds()
     lay = Layout()
     lay.row("Whole center")
-    center = [
-        ("Service level ($window)", "service_level", "percentunit", 1),
-        ("ASA ($window)", "asa_seconds", "s", 0),
-        ("Abandonment ($window)", "abandonment_rate", "percentunit", 1),
-        ("CSAT ($window)", "csat", "percentunit", 1),
-        ("NPS ($window)", "nps", "none", 0),
-    ]
-    for title, kpi, unit, dec in center:
+    for kpi, title, unit, dec, _, _ in KPIS:
         expr = scoped(f"kpi_{kpi}", "all", None)
-        lay.add(stat(title, expr, unit, thresholds.get(kpi), dec), 4, 4)
+        lay.add(stat(f"{title} ($window)", expr, unit, thresholds.get(kpi), dec), 4, 4)
     lay.add(stat("Active SLA alerts",
                  "count(max by (rule, scope) (kpi_sla_breach)) or vector(0)", "none",
                  {"mode": "absolute", "steps": [{"color": "green", "value": None},
@@ -192,9 +185,6 @@ def build() -> dict[str, Any]:
                  decimals=0), 4, 4)
     lay.add(stat("Open tickets (now)", scoped("kpi_open_tickets", "all", None, False), "short",
                  decimals=0), 4, 4)
-    lay.add(stat("FCR ($window)", scoped("kpi_fcr_rate", "all", None), "percentunit",
-                 thresholds.get("fcr_rate"), 1), 4, 4)
-    lay.add(stat("CES ($window)", scoped("kpi_ces", "all", None), "none", decimals=2), 4, 4)
 
     scope_section(lay, "queue", "queue", "queue", thresholds)
     scope_section(lay, "channel", "channel", "channel", thresholds)

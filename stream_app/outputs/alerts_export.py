@@ -26,11 +26,12 @@ import json
 import re
 from pathlib import Path
 
-from stream_app.outputs.rules import SAMPLES, Rule, RulesError, load_rules
+from stream_app.outputs.rules import Rule, RulesError, load_rules
+from tables import kpis
 
 #: Scope types of the contract (section 6); ``all`` is its own type and name.
 SCOPE_TYPES = ("queue", "channel", "agent")
-RATES = {"service_level", "abandonment_rate", "fcr_rate", "csat", "survey_response_rate"}
+RATES = {k.name for k in kpis.CATALOGUE if k.kind == kpis.RATE}
 GROUP = "kpi-sla"
 
 # --- glob -> label matchers --------------------------------------------------------------
@@ -163,7 +164,7 @@ def rule_expr(rule: Rule, alert: str) -> str | None:
     if rule.min_samples:
         parts = []
         for i in range(len(sels)):
-            terms = [_selectors(f"kpi_{f}", rule, live)[i] for f in SAMPLES[rule.kpi]]
+            terms = [_selectors(f"kpi_{f}", rule, live)[i] for f in kpis.samples(rule.kpi)]
             parts.append(" + ".join(terms) if len(sels) == 1 else f"({' + '.join(terms)})")
         samples = f"max by ({by}) ({' or '.join(parts)}) >= {rule.min_samples}"
     breach = [f"{value} {rule.op} {rule.threshold:g}"]
@@ -217,7 +218,7 @@ SCOPE_TEXT = ('{{ if eq $labels.scope_type "all" }}all{{ else }}'
 
 
 def rule_yaml(rule: Rule) -> list[str]:
-    if rule.min_samples and not SAMPLES.get(rule.kpi):
+    if rule.min_samples and not kpis.samples(rule.kpi):
         return [f"      # {rule.name}: min_samples on {rule.kpi} (no sample count) never fires"]
     alert = alert_name(rule)
     expr = rule_expr(rule, alert)
@@ -230,7 +231,7 @@ def rule_yaml(rule: Rule) -> list[str]:
         f" It clears once back past {_limit_text(rule.kpi, rule.clear)}.")
     samples = "" if not rule.min_samples else (
         f" Only counted with at least {rule.min_samples} "
-        f"{' + '.join(SAMPLES[rule.kpi])} in the window.")
+        f"{' + '.join(kpis.samples(rule.kpi))} in the window.")
     description = (f"SLA rule {rule.name!r}: {rule.kpi} ({win}) {rule.op} "
                    f"{_limit_text(rule.kpi, rule.threshold)} for {rule.for_}.{clear}{samples}")
     out = [f"      - alert: {json.dumps(alert)}", "        expr: |-"]

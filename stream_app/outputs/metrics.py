@@ -56,7 +56,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
-from tables.aggregate import KPI_FIELDS, LIVE_FIELDS
+from tables import kpis
 
 DEFAULT_SL_THRESHOLD: Final = 20.0
 
@@ -81,42 +81,11 @@ PUBLISH_LATENCY_BUCKETS: Final = (
     0.1, 0.25, 0.5, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0,
 )
 
+#: one gauge family per KPI of the catalogue, named ``kpi_<name>``
+KPI_FIELDS: Final = kpis.BUCKETED_NAMES
+LIVE_FIELDS: Final = kpis.LIVE_NAMES
 _KPI_LABELS: Final = ("window", "scope_type", "scope")
 _LIVE_LABELS: Final = ("scope_type", "scope")
-
-_KPI_HELP: Final = {
-    "contacts_offered": "contact_offered events in the window",
-    "contacts_answered": "contact_answered events in the window",
-    "contacts_abandoned": "contact_abandoned events in the window",
-    "abandonment_rate": "abandoned / (answered + abandoned), 0-1",
-    "asa_seconds": "average speed of answer: mean wait of answered contacts, seconds",
-    "wait_p50_seconds": "median wait of answered contacts, seconds",
-    "wait_p90_seconds": "90th percentile wait of answered contacts, seconds",
-    "wait_p95_seconds": "95th percentile wait of answered contacts, seconds",
-    "service_level": "answered within the threshold / (answered + abandoned), 0-1",
-    "aht_seconds": "average handle time (answered to closed), seconds",
-    "tickets_opened": "ticket_opened events in the window",
-    "tickets_resolved": "ticket_resolved events in the window",
-    "tickets_reopened": "ticket_reopened events in the window",
-    "first_reply_seconds": "mean time from ticket opened to first reply, seconds",
-    "resolution_seconds": "mean time from ticket opened to resolved, seconds",
-    "resolution_p90_seconds": "90th percentile ticket resolution time, seconds",
-    "fcr_rate": "first-contact resolution: resolved with one contact / resolved, 0-1",
-    "surveys_sent": "survey_sent events in the window",
-    "csat_responses": "csat survey responses in the window",
-    "csat": "share of csat scores >= 4, 0-1",
-    "nps_responses": "nps survey responses in the window",
-    "nps": "net promoter score, -100..100",
-    "ces_responses": "ces survey responses in the window",
-    "ces": "mean customer effort score, 1-7 (7 = very easy)",
-    "survey_response_rate": "survey responses / surveys sent, 0-1",
-}
-_LIVE_HELP: Final = {
-    "contacts_waiting": "contacts offered and not yet answered or abandoned (now)",
-    "longest_wait_seconds": "wait of the oldest waiting contact, seconds (0 when none)",
-    "open_tickets": "tickets opened or reopened and not resolved (now)",
-}
-
 
 def split_scope(scope: str) -> tuple[str, str]:
     """``"queue:billing"`` -> ``("queue", "billing")``; ``"all"`` -> ``("all", "all")``.
@@ -153,9 +122,9 @@ class _SnapshotCollector(Collector):
         yield from self._families()
 
     def _families(self) -> list[GaugeMetricFamily]:
-        fams = [GaugeMetricFamily(f"kpi_{k}", _KPI_HELP[k], labels=_KPI_LABELS)
+        fams = [GaugeMetricFamily(f"kpi_{k}", kpis.BY_NAME[k].help, labels=_KPI_LABELS)
                 for k in KPI_FIELDS]
-        fams += [GaugeMetricFamily(f"kpi_{k}", _LIVE_HELP[k], labels=_LIVE_LABELS)
+        fams += [GaugeMetricFamily(f"kpi_{k}", kpis.BY_NAME[k].help, labels=_LIVE_LABELS)
                  for k in LIVE_FIELDS]
         fams += [
             GaugeMetricFamily("kpi_rejected", "rejected events in the snapshot (whole center, "

@@ -7,18 +7,19 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from tables import kpis
+
+#: how each format of the catalogue is written in a terminal
+_PATTERNS = {
+    "count": "{:d}",
+    "percent": "{:.1%}",
+    "duration": "{:.1f}",
+    "score": "{:+.0f}",
+    "decimal": "{:.2f}",
+}
 _COLS = [
-    ("offered", "contacts_offered", "{:d}"),
-    ("answered", "contacts_answered", "{:d}"),
-    ("aband.", "abandonment_rate", "{:.1%}"),
-    ("SL", "service_level", "{:.1%}"),
-    ("ASA s", "asa_seconds", "{:.1f}"),
-    ("p90 wait", "wait_p90_seconds", "{:.1f}"),
-    ("AHT s", "aht_seconds", "{:.0f}"),
-    ("FCR", "fcr_rate", "{:.1%}"),
-    ("CSAT", "csat", "{:.1%}"),
-    ("NPS", "nps", "{:+.0f}"),
-    ("CES", "ces", "{:.2f}"),
+    (k.label + (" s" if k.fmt == "duration" else ""), k.name, _PATTERNS[k.fmt])
+    for k in kpis.columns()
 ]
 
 

@@ -11,7 +11,7 @@ A rule says when a KPI of some rows is bad::
     threshold = 0.80
     warn = 0.85                 # optional: amber when value <op> warn (before breaching)
     clear = 0.82                # optional hysteresis: a breach clears only past this
-    min_samples = 10            # optional: ignore rows with fewer samples (see SAMPLES)
+    min_samples = 10            # optional: ignore rows with fewer samples (tables/kpis.py)
     for = "60s"                 # optional: the breach must hold this long to fire
     severity = "critical"       # info | warning | critical
 
@@ -29,26 +29,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from stream_app.settings import parse_duration
-from tables.aggregate import KPI_FIELDS, LIVE_FIELDS
+from tables import kpis
 
-#: The count behind each KPI: a rule with ``min_samples`` looks at this field.
-SAMPLES: dict[str, tuple[str, ...]] = {
-    "service_level": ("contacts_answered", "contacts_abandoned"),
-    "abandonment_rate": ("contacts_answered", "contacts_abandoned"),
-    "asa_seconds": ("contacts_answered",),
-    "wait_p50_seconds": ("contacts_answered",),
-    "wait_p90_seconds": ("contacts_answered",),
-    "wait_p95_seconds": ("contacts_answered",),
-    "aht_seconds": ("contacts_answered",),
-    "first_reply_seconds": ("tickets_opened",),
-    "resolution_seconds": ("tickets_resolved",),
-    "resolution_p90_seconds": ("tickets_resolved",),
-    "fcr_rate": ("tickets_resolved",),
-    "csat": ("csat_responses",),
-    "nps": ("nps_responses",),
-    "ces": ("ces_responses",),
-    "survey_response_rate": ("surveys_sent",),
-}
 OPS = {
     "<": lambda v, t: v < t,
     "<=": lambda v, t: v <= t,
@@ -80,7 +62,7 @@ class Rule(BaseModel):
     @field_validator("kpi")
     @classmethod
     def _kpi(cls, v: str) -> str:
-        if v not in KPI_FIELDS and v not in LIVE_FIELDS:
+        if v not in kpis.BY_NAME:
             raise ValueError(f"unknown KPI {v!r}")
         return v
 
@@ -92,7 +74,7 @@ class Rule(BaseModel):
 
     @model_validator(mode="after")
     def _coherent(self) -> Rule:
-        live = self.kpi in LIVE_FIELDS
+        live = kpis.BY_NAME[self.kpi].row == kpis.NOW
         if live != (self.window == "now"):
             raise ValueError(f"{self.kpi} needs window {'now' if live else 'of 5m/15m/...'}")
         if self.clear is not None and OPS[self.op](self.clear, self.threshold):
@@ -107,7 +89,7 @@ class Rule(BaseModel):
         return window == self.window and fnmatch.fnmatchcase(scope, self.scope)
 
     def samples(self, row: dict[str, Any]) -> int:
-        return sum(int(row.get(f) or 0) for f in SAMPLES.get(self.kpi, ()))
+        return sum(int(row.get(f) or 0) for f in kpis.samples(self.kpi))
 
     def status(self, row: dict[str, Any]) -> str | None:
         """ "breach", "warn", "ok", or None when the row says nothing (null, too few)."""

@@ -20,30 +20,10 @@
   const DASH = "\u2013";
   const MINUS = "\u2212";
 
-  // Left to right. `live` tiles read the scope's "now" row, the others the selected window's.
-  const TILES = [
-    { kpi: "contacts_waiting", label: "Waiting", live: true, fmt: "count" },
-    { kpi: "longest_wait_seconds", label: "Longest wait", live: true, fmt: "duration" },
-    { kpi: "service_level", label: "Service level", fmt: "percent" },
-    { kpi: "asa_seconds", label: "ASA", fmt: "duration" },
-    { kpi: "abandonment_rate", label: "Abandoned", fmt: "percent" },
-    { kpi: "fcr_rate", label: "FCR", fmt: "percent" },
-    { kpi: "csat", label: "CSAT", fmt: "percent" },
-    { kpi: "nps", label: "NPS", fmt: "score" },
-  ];
-
-  // Mirror of SAMPLES in stream_app/rules.py: the counts a rule's min_samples looks at.
-  const ANSWERED = ["contacts_answered"];
-  const HANDLED = ["contacts_answered", "contacts_abandoned"];
-  const SAMPLES = {
-    service_level: HANDLED, abandonment_rate: HANDLED,
-    asa_seconds: ANSWERED, aht_seconds: ANSWERED, wait_p50_seconds: ANSWERED,
-    wait_p90_seconds: ANSWERED, wait_p95_seconds: ANSWERED,
-    first_reply_seconds: ["tickets_opened"], resolution_seconds: ["tickets_resolved"],
-    resolution_p90_seconds: ["tickets_resolved"], fcr_rate: ["tickets_resolved"],
-    csat: ["csat_responses"], nps: ["nps_responses"], ces: ["ces_responses"],
-    survey_response_rate: ["surveys_sent"],
-  };
+  // The KPI catalogue (GET api/kpis): labels, formats, the counts behind each KPI
+  // and which KPIs are the board's tiles, left to right. Nothing of it is repeated here.
+  let TILES = [];
+  let KPIS = {};
   const OPS = {
     "<": (v, t) => v < t, "<=": (v, t) => v <= t, ">": (v, t) => v > t, ">=": (v, t) => v >= t,
   };
@@ -85,6 +65,7 @@
       case "percent": return fmtSigned((value * 100).toFixed(1)) + "%";
       case "duration": return fmtDuration(value);
       case "score": return fmtSigned(value.toFixed(0));
+      case "decimal": return fmtSigned(value.toFixed(2));
       default: return String(Math.round(value));
     }
   }
@@ -133,7 +114,8 @@
   function ruleStatus(rule, row) {
     const value = row ? row[rule.kpi] : null;
     if (!isNum(value)) return "none";
-    const samples = (SAMPLES[rule.kpi] || []).reduce((n, f) => n + (Number(row[f]) || 0), 0);
+    const behind = KPIS[rule.kpi] ? KPIS[rule.kpi].samples : [];
+    const samples = behind.reduce((n, f) => n + (Number(row[f]) || 0), 0);
     if (samples < (rule.min_samples || 0)) return "none";
     const op = OPS[rule.op];
     if (!op) return "none";
@@ -180,6 +162,20 @@
     state.rulesDue = Date.now() + RULES_RETRY_MS;
   }
 
+  async function loadCatalogue() {
+    try {
+      const res = await getJson("api/kpis");
+      if (res.ok && Array.isArray(res.body)) {
+        KPIS = Object.fromEntries(res.body.map((k) => [k.name, k]));
+        TILES = res.body.filter((k) => k.board !== null)
+          .sort((a, b) => a.board - b.board)
+          .map((k) => ({ kpi: k.name, label: k.label, live: k.row === "now", fmt: k.format }));
+      }
+    } catch (_err) {
+      // Retried at the next tick; the board waits for it.
+    }
+  }
+
   async function loadSnapshot() {
     try {
       const res = await getJson("api/snapshot");
@@ -209,6 +205,7 @@
   async function tick() {
     const started = Date.now();
     try {
+      if (!TILES.length) await loadCatalogue();
       if (started >= state.rulesDue) await loadRules();
       await loadSnapshot();
       render();
@@ -313,7 +310,7 @@
 
   function render() {
     const snap = state.snapshot;
-    if (!snap) return;
+    if (!snap || !TILES.length) return;
     const windows = availableWindows(snap);
     const selected = selectedWindow(windows);
     renderWindowButtons(windows, selected);
@@ -373,18 +370,10 @@
 
   // --- SLA alerts (GET api/alerts: the firing alerts, most severe and oldest first) -----
   // Each is {rule, kpi, window, scope, op, threshold, severity, since, value, current?}.
-  const KPI_FORMAT = {
-    service_level: ["Service level", "percent"], abandonment_rate: ["Abandoned", "percent"],
-    fcr_rate: ["FCR", "percent"], csat: ["CSAT", "percent"],
-    survey_response_rate: ["Survey responses", "percent"], nps: ["NPS", "score"],
-    ces: ["CES", "decimal"], asa_seconds: ["ASA", "duration"],
-    longest_wait_seconds: ["Longest wait", "duration"],
-  };
-
   function kpiFormat(kpi) {
-    if (KPI_FORMAT[kpi]) return KPI_FORMAT[kpi];
-    const kind = /_seconds$/.test(kpi) ? "duration" : "count";
-    return [String(kpi || "").replace(/_seconds$/, "").replace(/_/g, " "), kind];
+    const k = KPIS[kpi];
+    if (k) return [k.label, k.format];
+    return [String(kpi || "").replace(/_/g, " "), "count"];
   }
 
   function alertValue(kind, value) {

@@ -1,0 +1,106 @@
+"""The worker's web routes: the wallboard, its assets, the API and ``/metrics``.
+
+Everything a page shows comes from here: the snapshot, the KPI catalogue (so
+no KPI name, label or format is repeated in JavaScript), the rules for the
+tile colours and the active alerts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import orjson
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+from stream_app.outputs.alerts import AlertService
+from stream_app.outputs.rules import Rule, rules_json
+from stream_app.worker.processor import LiveProcessor
+from stream_app.worker.publisher import Publisher
+from stream_app.worker.view import CenterView
+from tables import kpis
+
+ASSET_TYPES = {
+    ".html": "text/html; charset=utf-8",
+    ".js": "application/javascript",
+    ".css": "text/css",
+    ".svg": "image/svg+xml",
+    ".png": "image/png",
+}
+
+
+def asset(name: str) -> bytes:
+    """A file of the wallboard (stream_app/outputs/web/), read per request so edits show."""
+    if "/" in name or name.startswith("."):
+        return b""
+    try:
+        return resources.files("stream_app.outputs").joinpath("web", name).read_bytes()
+    except (FileNotFoundError, IsADirectoryError):
+        return b""
+
+
+def _json(web: Any, body: Any) -> Any:
+    data = orjson.dumps(body, option=orjson.OPT_NON_STR_KEYS)
+    return web.bytes(data, content_type="application/json")
+
+
+def register(
+    app: Any,
+    publisher: Publisher,
+    view: CenterView,
+    processor: LiveProcessor,
+    registry: CollectorRegistry,
+    alerts: AlertService,
+    rules: list[Rule],
+) -> None:
+    catalogue = [k.public() for k in kpis.CATALOGUE]
+
+    @app.page("/api/snapshot")
+    async def _snapshot(web: Any, request: Any) -> Any:
+        return _json(web, publisher.current_snapshot())
+
+    @app.page("/api/kpis")
+    async def _kpis(web: Any, request: Any) -> Any:
+        return _json(web, catalogue)
+
+    @app.page("/metrics")
+    async def _metrics(web: Any, request: Any) -> Any:
+        # Off the event loop: a large center's exposition takes tenths of a second.
+        body = await asyncio.to_thread(generate_latest, registry)
+        return web.bytes(body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    @app.page("/api/alerts")
+    async def _alerts(web: Any, request: Any) -> Any:
+        return _json(web, await alerts.active_json())
+
+    @app.page("/api/rules")
+    async def _rules(web: Any, request: Any) -> Any:
+        return _json(web, rules_json(rules))
+
+    @app.page("/")
+    async def _index(web: Any, request: Any) -> Any:
+        # (aiohttp refuses a charset in content_type=; headers= passes it through)
+        return web.bytes(asset("index.html"), headers={"Content-Type": ASSET_TYPES[".html"]})
+
+    @app.page("/assets/{name}")
+    async def _assets(web: Any, request: Any, name: str) -> Any:
+        body = asset(name)
+        kind = ASSET_TYPES.get(Path(name).suffix)
+        if not body or kind is None:
+            return web.bytes(b"not found", status=404)
+        return web.bytes(body, headers={"Content-Type": kind})
+
+    @app.page("/api/status")
+    async def _status(web: Any, request: Any) -> Any:
+        return _json(
+            web,
+            {
+                "view_ready": view.ready.is_set(),
+                "view_offsets": view.offsets(),
+                "owned_partitions": sorted(processor.stores),
+                "events": processor.events,
+                "last_publish": publisher.last_publish,
+            },
+        )

@@ -1,0 +1,195 @@
+"""The changelog and partials format: keys, codecs, and the reading of a stored partition.
+
+This module is the one owner of what the live worker writes to Kafka.
+Everything of input partition ``p`` (its contacts, tickets, seen ids, minute
+cells and counters, from every input topic) lives in partition ``p`` of one
+changelog-backed table, under these keys::
+
+    M|p|<minute>          minute cells of p (absolute), + offsets they include
+    R|p                   rejected/duplicate counters of p, + offsets
+    L|p|<seq>|<chunk>     redo log of one batch: entities it changed, ids it saw
+    K|p  K|p|<n>|<chunk>  checkpoint: every entity and id, replacing older logs
+    A|p                   offsets of the last batch whose writes all went out
+
+Per batch the worker writes them in that order (M, R, L, A) to one changelog
+partition, so after a crash the changelog holds a *prefix* of the writes of
+the last batch. :mod:`tables.partition` rebuilds a partition from it and
+re-processes that batch exactly:
+
+* messages at or below ``A`` are skipped (everything they did is stored);
+* an entity stored with ``upto >= offset`` already has the message applied,
+  and then (M, R before L) so do the counts: the message is skipped;
+* otherwise the message is applied, but its cells only count where the stored
+  minute's offsets are below it, its rejection only if ``R``'s are.
+
+Every value carries ``o``: ``{family: offset}`` of the last message of each
+input topic whose effects it includes.
+
+The compacted *partials* topic, read by every worker's whole-center view, has
+``p|<minute>`` (the partition's absolute cells of a minute, None once gone)
+and ``p|S`` (its summary: live state, counters, offsets).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from tables import aggregate as A
+from tables.entities import CellKey, Cells
+from tables.live import PartLive
+
+Offsets = dict[str, int]
+MinuteCells = dict[CellKey, A.Agg]
+#: changelog values are at most this many entity records / ids (stay below 1 MB messages)
+CHUNK = 4000
+SUMMARY = "S"
+
+
+def key(*parts: object) -> bytes:
+    return "|".join(str(p) for p in parts).encode()
+
+
+# --- values -----------------------------------------------------------------------------------
+def encode_minute(cells: MinuteCells, o: Offsets) -> bytes:
+    return orjson.dumps(
+        {"o": o, "c": [[q, ch, a, A.to_wire(agg)] for (q, ch, a), agg in cells.items()]}
+    )
+
+
+def decode_minute(raw: bytes) -> tuple[MinuteCells, Offsets]:
+    data = orjson.loads(raw)
+    return {(q, ch, a): A.from_wire(w) for q, ch, a, w in data["c"]}, data["o"]
+
+
+def encode_counters(rejected: dict[str, int], duplicates: int, o: Offsets) -> bytes:
+    return orjson.dumps({"o": o, "rej": rejected, "dup": duplicates})
+
+
+def encode_applied(o: Offsets) -> bytes:
+    return orjson.dumps({"o": o})
+
+
+def encode_log(records: list[list[Any]], ids: list[tuple[str, int]], o: Offsets) -> list[bytes]:
+    """One batch's redo log, chunked; every chunk carries the batch's offsets."""
+    return [
+        orjson.dumps({"o": o, "e": records[i : i + CHUNK], "d": ids[i : i + CHUNK]})
+        for i in range(0, max(len(records), len(ids), 1), CHUNK)
+    ]
+
+
+def encode_checkpoint(records: list[list[Any]], ids: list[tuple[str, int]]) -> list[bytes]:
+    return [
+        orjson.dumps({"e": records[i : i + CHUNK], "d": ids[i : i + CHUNK]})
+        for i in range(0, max(len(records), len(ids), 1), CHUNK)
+    ]
+
+
+def encode_checkpoint_header(seq: int, log_seq: int, chunks: int) -> bytes:
+    return orjson.dumps({"seq": seq, "log": log_seq, "chunks": chunks})
+
+
+# --- partials ---------------------------------------------------------------------------------
+@dataclass
+class Summary:
+    """A partition's summary in the partials topic (``p|S``)."""
+
+    live: PartLive
+    rejected: dict[str, int]
+    duplicates: int
+    offsets: Offsets
+
+
+def partials_key(partition: int, what: int | str) -> bytes:
+    return key(partition, what)
+
+
+def encode_summary(s: Summary) -> bytes:
+    return orjson.dumps(
+        {"live": s.live.to_wire(), "rej": s.rejected, "dup": s.duplicates, "o": s.offsets}
+    )
+
+
+def decode_summary(raw: bytes) -> Summary:
+    data = orjson.loads(raw)
+    return Summary(PartLive.from_wire(data["live"]), data["rej"], data["dup"], data["o"])
+
+
+def parse_partials_key(k: bytes) -> tuple[int, str]:
+    """``b"3|S"`` -> ``(3, "S")``; ``b"3|28123456"`` -> ``(3, "28123456")``."""
+    part, _, what = k.decode().partition("|")
+    return int(part), what
+
+
+# --- reading a stored partition -----------------------------------------------------------------
+@dataclass
+class Stored:
+    """What the changelog holds of one partition, decoded, in the order to apply it."""
+
+    applied: Offsets
+    #: entity records and ids of the checkpoint, then of each later log in order
+    checkpoint_records: list[list[Any]] = field(default_factory=list)
+    checkpoint_ids: list[Any] = field(default_factory=list)
+    logs: list[tuple[list[list[Any]], list[Any], Offsets]] = field(default_factory=list)
+    minutes: Cells = field(default_factory=dict)
+    minute_offsets: dict[int, Offsets] = field(default_factory=dict)
+    counters: tuple[dict[str, int], int] | None = None
+    counters_offsets: Offsets = field(default_factory=dict)
+    log_seq: int = 0
+    checkpoint_seq: int = 0
+    log_keys: list[bytes] = field(default_factory=list)
+    checkpoint_keys: list[bytes] = field(default_factory=list)
+
+
+def read(partition: int, items: dict[bytes, bytes]) -> Stored:
+    """Decode partition ``partition`` from the table's key/values of that partition."""
+    pre = f"|{partition}".encode()
+    get = items.get
+    out = Stored(orjson.loads(get(b"A" + pre, b'{"o":{}}'))["o"])
+    checkpoint_log_seq = 0
+    header = get(b"K" + pre)
+    if header is not None:
+        h = orjson.loads(header)
+        out.checkpoint_seq, checkpoint_log_seq = h["seq"], h["log"]
+        for i in range(h["chunks"]):
+            chunk = orjson.loads(items[key("K", partition, h["seq"], i)])
+            out.checkpoint_records.extend(chunk["e"])
+            out.checkpoint_ids.extend(chunk["d"])
+    logs: list[tuple[int, int, bytes]] = []
+    for k in items:
+        parts = k.split(b"|")
+        if parts[0] == b"L" and int(parts[1]) == partition:
+            logs.append((int(parts[2]), int(parts[3]), k))
+            out.log_keys.append(k)
+        elif parts[0] == b"K" and len(parts) == 4 and int(parts[1]) == partition:
+            out.checkpoint_keys.append(k)
+        elif parts[0] == b"M" and int(parts[1]) == partition:
+            cells, o = decode_minute(items[k])
+            out.minutes[int(parts[2])] = cells
+            out.minute_offsets[int(parts[2])] = o
+    for seq, _, k in sorted(logs):
+        out.log_seq = max(out.log_seq, seq)
+        if seq <= checkpoint_log_seq:
+            continue
+        log = orjson.loads(items[k])
+        out.logs.append((log["e"], log["d"], log["o"]))
+    # Logs the checkpoint replaced may all be gone: numbering continues after it.
+    out.log_seq = max(out.log_seq, checkpoint_log_seq)
+    counters = get(b"R" + pre)
+    if counters is not None:
+        c = orjson.loads(counters)
+        out.counters, out.counters_offsets = (c["rej"], c["dup"]), c["o"]
+    return out
+
+
+def partition_items(store: dict[Any, Any], partition: int) -> dict[bytes, bytes]:
+    """The key/values of one partition among a table's (keys ``X|p|...``)."""
+    tag = str(partition).encode()
+    out = {}
+    for k, v in store.items():
+        parts = k.split(b"|", 2)
+        if len(parts) > 1 and parts[1] == tag:
+            out[k] = v
+    return out

@@ -1,0 +1,231 @@
+"""The KPI catalogue: one entry per KPI of the contract, and everything derives from it.
+
+Each :class:`Kpi` says what a KPI is (name, kind, unit, help), where it applies
+(the scope kinds of contract section 6; elsewhere it is ``null``), which row
+holds it (bucketed windows or the live ``now`` row), the counts behind it
+(``samples``: what a rule's ``min_samples`` looks at) and how people see it
+(label, format, wallboard and dashboard placement). Its value comes from
+``value``: the aggregate of a window (bucketed) or the merged live state of a
+scope (``now``).
+
+Snapshot rows, Prometheus gauge names and help, Redis fields, the table
+renderer, rule validation, the alert-rule export, the Grafana dashboard and the
+wallboard's labels and formats (served as ``/api/kpis``) are all read from
+:data:`CATALOGUE`. Adding a KPI is one entry here, its update rule where the
+events feed the aggregate (:mod:`tables.state`), and tests.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from tables import aggregate as A
+from tables.aggregate import mean_s, quantile, ratio
+
+# Scope kinds (contract section 6) -----------------------------------------------------------
+ALL: Final = "all"
+QUEUE: Final = "queue"
+CHANNEL: Final = "channel"
+AGENT: Final = "agent"
+SCOPE_KINDS: Final = (ALL, QUEUE, CHANNEL, AGENT)
+
+# Kinds of KPI: how a value is made, which decides how it is shown and aggregated.
+COUNT: Final = "count"
+MEAN: Final = "mean"  # a mean in its unit (seconds, score)
+RATE: Final = "rate"  # a fraction 0-1
+QUANTILE: Final = "quantile"
+SCORE: Final = "score"  # nps: -100..100
+LIVE: Final = "live"  # a value of the now row
+
+BUCKETED: Final = "bucketed"
+NOW: Final = "now"
+
+_CONTACT = frozenset({ALL, QUEUE, CHANNEL, AGENT})
+_TICKET = frozenset({ALL, QUEUE, CHANNEL, AGENT})
+_SURVEY = frozenset({ALL, QUEUE, CHANNEL, AGENT})
+_LIVE_QUEUE = frozenset({ALL, QUEUE, CHANNEL})
+
+Value = Callable[[Any], Any]
+
+
+@dataclass(frozen=True)
+class Kpi:
+    name: str
+    kind: str
+    #: base unit: "seconds", "ratio" (0-1), "score", or "" for counts
+    unit: str
+    help: str
+    scopes: frozenset[str]
+    value: Value = field(repr=False, compare=False)
+    row: str = BUCKETED
+    #: the counts behind the value (a rule's min_samples sums them)
+    samples: tuple[str, ...] = ()
+    #: for people: a short label and a format (count, percent, duration, score, decimal)
+    label: str = ""
+    fmt: str = COUNT
+    #: the range a value can take, when bounded (dashboards use it)
+    lo: float | None = None
+    hi: float | None = None
+    #: position among the wallboard's queue tiles (None: not a tile)
+    board: int | None = None
+    #: shown per queue and per channel on the Grafana dashboard
+    dashboard: bool = False
+    #: position among the columns of the table renderer (``--format table``)
+    column: int | None = None
+
+    def applies(self, scope_kind: str) -> bool:
+        return scope_kind in self.scopes
+
+    def public(self) -> dict[str, Any]:
+        """What a page or an exporter needs to know (``/api/kpis``)."""
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "unit": self.unit,
+            "help": self.help,
+            "scopes": sorted(self.scopes),
+            "row": self.row,
+            "samples": list(self.samples),
+            "label": self.label,
+            "format": self.fmt,
+            "lo": self.lo,
+            "hi": self.hi,
+            "board": self.board,
+        }
+
+
+_ANSWERED = ("contacts_answered",)
+_HANDLED = ("contacts_answered", "contacts_abandoned")
+
+
+def _count(slot: int) -> Value:
+    return lambda a: a[slot]
+
+
+CATALOGUE: Final[tuple[Kpi, ...]] = (
+    # --- contacts -----------------------------------------------------------------------------
+    Kpi("contacts_offered", COUNT, "", "contacts that arrived (contact_offered)", _CONTACT,
+        _count(A.OFFERED), label="Offered", column=0),
+    Kpi("contacts_answered", COUNT, "", "contacts that got a first agent response", _CONTACT,
+        _count(A.ANSWERED), label="Answered", column=1),
+    Kpi("contacts_abandoned", COUNT, "", "contacts that left while waiting", _CONTACT,
+        _count(A.ABANDONED), label="Abandoned"),
+    Kpi("abandonment_rate", RATE, "ratio", "abandoned / (answered + abandoned), 0-1", _CONTACT,
+        lambda a: ratio(a[A.ABANDONED], a[A.ANSWERED] + a[A.ABANDONED]), samples=_HANDLED,
+        label="Abandoned", fmt="percent", lo=0, hi=1, board=4, dashboard=True, column=2),
+    Kpi("asa_seconds", MEAN, "seconds",
+        "average speed of answer: mean wait of answered contacts, seconds", _CONTACT,
+        lambda a: mean_s(a[A.WAIT_SUM], a[A.ANSWERED]), samples=_ANSWERED, label="ASA",
+        fmt="duration", lo=0, board=3, dashboard=True, column=4),
+    Kpi("wait_p50_seconds", QUANTILE, "seconds", "median wait of answered contacts, seconds",
+        _CONTACT, lambda a: quantile(a[A.WAIT_SK], 0.5), samples=_ANSWERED, label="Wait p50",
+        fmt="duration", lo=0),
+    Kpi("wait_p90_seconds", QUANTILE, "seconds",
+        "90th percentile wait of answered contacts, seconds", _CONTACT,
+        lambda a: quantile(a[A.WAIT_SK], 0.9), samples=_ANSWERED, label="Wait p90",
+        fmt="duration", lo=0, column=5),
+    Kpi("wait_p95_seconds", QUANTILE, "seconds",
+        "95th percentile wait of answered contacts, seconds", _CONTACT,
+        lambda a: quantile(a[A.WAIT_SK], 0.95), samples=_ANSWERED, label="Wait p95",
+        fmt="duration", lo=0),
+    Kpi("service_level", RATE, "ratio",
+        "answered within the threshold / (answered + abandoned), 0-1", _CONTACT,
+        lambda a: ratio(a[A.WITHIN_SL], a[A.ANSWERED] + a[A.ABANDONED]), samples=_HANDLED,
+        label="Service level", fmt="percent", lo=0, hi=1, board=2, dashboard=True, column=3),
+    Kpi("aht_seconds", MEAN, "seconds", "average handle time (answered to closed), seconds",
+        _CONTACT, lambda a: mean_s(a[A.HANDLE_SUM], a[A.CLOSED]), samples=_ANSWERED,
+        label="AHT", fmt="duration", lo=0, column=6),
+    # --- tickets ------------------------------------------------------------------------------
+    Kpi("tickets_opened", COUNT, "", "tickets opened", _TICKET, _count(A.OPENED),
+        label="Opened"),
+    Kpi("tickets_resolved", COUNT, "", "tickets resolved", _TICKET, _count(A.RESOLVED),
+        label="Resolved"),
+    Kpi("tickets_reopened", COUNT, "", "tickets reopened", _TICKET, _count(A.REOPENED),
+        label="Reopened"),
+    Kpi("first_reply_seconds", MEAN, "seconds",
+        "mean time from ticket opened to first reply, seconds", _TICKET,
+        lambda a: mean_s(a[A.FIRST_REPLY_SUM], a[A.FIRST_REPLIES]), samples=("tickets_opened",),
+        label="First reply", fmt="duration", lo=0),
+    Kpi("resolution_seconds", MEAN, "seconds",
+        "mean time from ticket opened to resolved, seconds", _TICKET,
+        lambda a: mean_s(a[A.RESOLUTION_SUM], a[A.RESOLVED]), samples=("tickets_resolved",),
+        label="Resolution", fmt="duration", lo=0),
+    Kpi("resolution_p90_seconds", QUANTILE, "seconds",
+        "90th percentile ticket resolution time, seconds", _TICKET,
+        lambda a: quantile(a[A.RES_SK], 0.9), samples=("tickets_resolved",),
+        label="Resolution p90", fmt="duration", lo=0),
+    Kpi("fcr_rate", RATE, "ratio",
+        "first-contact resolution: resolved with one contact / resolved, 0-1", _TICKET,
+        lambda a: ratio(a[A.FCR], a[A.RESOLVED]), samples=("tickets_resolved",), label="FCR",
+        fmt="percent", lo=0, hi=1, board=5, dashboard=True, column=7),
+    # --- surveys ------------------------------------------------------------------------------
+    Kpi("surveys_sent", COUNT, "", "surveys sent", _SURVEY, _count(A.SENT), label="Surveys sent"),
+    Kpi("csat_responses", COUNT, "", "csat survey responses", _SURVEY, _count(A.CSAT_N),
+        label="CSAT responses"),
+    Kpi("csat", RATE, "ratio", "share of csat scores >= 4, 0-1", _SURVEY,
+        lambda a: ratio(a[A.CSAT_GOOD], a[A.CSAT_N]), samples=("csat_responses",), label="CSAT",
+        fmt="percent", lo=0, hi=1, board=6, dashboard=True, column=8),
+    Kpi("nps_responses", COUNT, "", "nps survey responses", _SURVEY, _count(A.NPS_N),
+        label="NPS responses"),
+    Kpi("nps", SCORE, "score", "net promoter score, -100..100", _SURVEY,
+        lambda a: ratio((a[A.NPS_PRO] - a[A.NPS_DET]) * 100.0, a[A.NPS_N]),
+        samples=("nps_responses",), label="NPS", fmt="score", lo=-100, hi=100, board=7,
+        dashboard=True, column=9),
+    Kpi("ces_responses", COUNT, "", "ces survey responses", _SURVEY, _count(A.CES_N),
+        label="CES responses"),
+    Kpi("ces", MEAN, "score", "mean customer effort score, 1-7 (7 = very easy)", _SURVEY,
+        lambda a: ratio(a[A.CES_SUM], a[A.CES_N]), samples=("ces_responses",), label="CES",
+        fmt="decimal", lo=1, hi=7, dashboard=True, column=10),
+    Kpi("survey_response_rate", RATE, "ratio", "survey responses / surveys sent, 0-1", _SURVEY,
+        lambda a: ratio(a[A.CSAT_N] + a[A.NPS_N] + a[A.CES_N], a[A.SENT]),
+        samples=("surveys_sent",), label="Survey responses", fmt="percent", lo=0, hi=1),
+    # --- live (the now row) ---------------------------------------------------------------------
+    Kpi("contacts_waiting", LIVE, "", "contacts offered and not yet answered or abandoned (now)",
+        _LIVE_QUEUE, lambda s: s.waiting, row=NOW, label="Waiting", board=0),
+    Kpi("longest_wait_seconds", LIVE, "seconds",
+        "wait of the oldest waiting contact, seconds (0 when none)", _LIVE_QUEUE,
+        lambda s: s.longest_wait, row=NOW, label="Longest wait", fmt="duration", lo=0, board=1),
+    Kpi("open_tickets", LIVE, "", "tickets opened or reopened and not resolved (now)",
+        _LIVE_QUEUE, lambda s: s.open_tickets, row=NOW, label="Open tickets"),
+)
+
+BY_NAME: Final[Mapping[str, Kpi]] = {k.name: k for k in CATALOGUE}
+#: names of the bucketed KPIs, in row order
+BUCKETED_NAMES: Final = tuple(k.name for k in CATALOGUE if k.row == BUCKETED)
+#: names of the live KPIs (the now row), in row order
+LIVE_NAMES: Final = tuple(k.name for k in CATALOGUE if k.row == NOW)
+_BUCKETED: Final = tuple(k for k in CATALOGUE if k.row == BUCKETED)
+_LIVE: Final = tuple(k for k in CATALOGUE if k.row == NOW)
+
+
+def scope_kind(scope: str) -> str:
+    """``"queue:billing"`` -> ``"queue"``; ``"all"`` -> ``"all"`` (agent ids may hold colons)."""
+    kind, sep, _ = scope.partition(":")
+    return kind if sep else scope
+
+
+def bucketed_row(agg: A.Agg, kind: str) -> dict[str, Any]:
+    """Every bucketed KPI of one window and scope; ``null`` where a KPI does not apply."""
+    return {k.name: (k.value(agg) if kind in k.scopes else None) for k in _BUCKETED}
+
+
+def live_row(state: Any, kind: str) -> dict[str, Any]:
+    """Every live KPI of one scope's merged live state (see :mod:`tables.live`)."""
+    return {k.name: (k.value(state) if kind in k.scopes else None) for k in _LIVE}
+
+
+def samples(name: str) -> tuple[str, ...]:
+    kpi = BY_NAME.get(name)
+    return kpi.samples if kpi is not None else ()
+
+
+def columns() -> list[Kpi]:
+    """The columns of the table renderer, left to right."""
+    return sorted((k for k in CATALOGUE if k.column is not None), key=lambda k: k.column or 0)
+
+
+def board() -> list[Kpi]:
+    """The wallboard's queue tiles, left to right."""
+    return sorted((k for k in CATALOGUE if k.board is not None), key=lambda k: k.board or 0)

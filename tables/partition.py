@@ -1,0 +1,255 @@
+"""One input partition as the live worker keeps it: state, stored offsets, batch writes.
+
+A :class:`PartitionStore` owns its recovery: :meth:`PartitionStore.restore`
+rebuilds the state from what the changelog holds (:mod:`tables.changelog`),
+and :meth:`PartitionStore.absorb` re-processes the batch a crash cut short so
+that nothing is lost or counted twice (the rules are in the changelog
+module's docstring). Per batch it folds the pending cells into its absolute
+minute cells and says what to write, as ``(key, value)`` pairs: the partials
+every worker's view reads, then the changelog writes in the order M, R, L, A,
+and now and then a checkpoint. Sending them is the worker's job.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from tables import aggregate as A
+from tables import changelog as C
+from tables.changelog import Offsets
+from tables.clock import Clock
+from tables.entities import DUPLICATE, Cells, Config
+from tables.state import PartitionState
+from tables.windows import MINUTE_US
+
+#: one write: key, value (None: tombstone)
+Write = tuple[bytes, bytes | None]
+#: one rejected message: offset, raw value, reason
+DeadLetter = tuple[int, bytes, str]
+
+
+@dataclass
+class FeedStats:
+    """What the worker reports about processing (running totals, per worker)."""
+
+    by_type: dict[type, int] = field(default_factory=dict)
+    duplicates: int = 0
+    #: newest event time applied (us), for the event-to-publish latency
+    newest_ts: int = 0
+
+
+def _covered(o: Offsets, applied: Offsets) -> bool:
+    return all(off <= applied.get(f, -1) for f, off in o.items())
+
+
+def _bump(upto: Offsets, o: Offsets) -> None:
+    for f, off in o.items():
+        if off > upto.get(f, -1):
+            upto[f] = off
+
+
+def _maxed(old: Offsets | None, new: Offsets) -> Offsets:
+    out = dict(old or {})
+    _bump(out, new)
+    return out
+
+
+class PartitionStore:
+    def __init__(self, cfg: Config, partition: int, state: PartitionState, st: C.Stored) -> None:
+        self.cfg = cfg
+        self.partition = partition
+        self.state = state
+        #: offsets whose writes all went out (A), and offsets absorbed so far
+        self.applied: Offsets = dict(st.applied)
+        self.processed: Offsets = dict(st.applied)
+        self.minutes: Cells = st.minutes
+        self.minute_offsets = st.minute_offsets
+        self.counters_offsets = st.counters_offsets
+        #: highest offset per family any stored value includes (gating stops above it)
+        self.recover_upto: Offsets = dict(st.applied)
+        self.log_seq = st.log_seq
+        self.checkpoint_seq = st.checkpoint_seq
+        self.log_keys = st.log_keys
+        self.checkpoint_keys = st.checkpoint_keys
+        self.dirty_minutes: set[int] = set()
+        self.dead_minutes: set[int] = set()
+        self.logs_since_checkpoint = 0
+        self.touched = False
+
+    @classmethod
+    def restore(cls, cfg: Config, partition: int, items: dict[bytes, bytes]) -> PartitionStore:
+        """Rebuild partition ``partition`` from the changelog's key/values of it."""
+        st = C.read(partition, items)
+        state = PartitionState(cfg)
+        state.load_records(st.checkpoint_records)
+        state.load_ids(st.checkpoint_ids)
+        store = cls(cfg, partition, state, st)
+        for o in st.minute_offsets.values():
+            _bump(store.recover_upto, o)
+        for records, ids, o in st.logs:
+            state.load_records(records)
+            _bump(store.recover_upto, o)
+            # Ids of a batch that never completed are left out: re-processing that
+            # batch must not find its own messages already "seen".
+            if _covered(o, store.applied):
+                state.load_ids(ids)
+        if st.counters is not None:
+            state.load_counts(*st.counters)
+            _bump(store.recover_upto, st.counters_offsets)
+        state.rebuild()
+        state.start_journal()
+        return store
+
+    # --- processing ---------------------------------------------------------------------------
+    def absorb(
+        self,
+        family: str,
+        records: Iterable[tuple[int, bytes | None]],
+        clock: Clock,
+        stats: FeedStats,
+    ) -> list[DeadLetter]:
+        """Apply ``(offset, value)`` records of one input topic of this partition, in order;
+        returns the messages to dead-letter."""
+        state = self.state
+        done = self.processed.get(family, -1)
+        gate_to = self.recover_upto.get(family, -1)
+        dead: list[DeadLetter] = []
+        last = done
+        by_type = stats.by_type
+        newest = stats.newest_ts
+        for offset, value in records:
+            if offset <= done:
+                continue  # applied before a restart: everything it did is stored
+            last = offset
+            raw = value if value is not None else b""
+            if offset <= gate_to:
+                reason = self._gated(family, offset, raw, clock)
+                if reason is not None:
+                    dead.append((offset, raw, reason))
+                continue
+            state.set_offset(offset)
+            verdict = state.feed(raw, clock)
+            ev = state.last
+            if ev is not None:
+                by_type[ev.__class__] = by_type.get(ev.__class__, 0) + 1
+                if verdict is None and state.last_ts > newest:
+                    newest = state.last_ts
+            if verdict is None:
+                continue
+            if verdict == DUPLICATE:
+                stats.duplicates += 1
+                continue
+            dead.append((offset, raw, verdict))
+        stats.newest_ts = newest
+        if last > done:
+            self.processed[family] = last
+            self.touched = True
+        return dead
+
+    def _gated(self, family: str, offset: int, raw: bytes, clock: Clock) -> str | None:
+        """Re-process one message of the batch a crash interrupted (see tables.changelog);
+        returns the reason to dead-letter it again, if its rejection was not stored."""
+        state = self.state
+        state.set_offset(offset)
+        if state.stored_before(raw, offset):
+            return None  # its entity, and therefore its counts, were stored
+        verdict, cells, rejected, duplicates = state.feed_isolated(raw, clock)
+        state.buffer.add(
+            {
+                m: c
+                for m, c in cells.items()
+                # a minute stored with the message counted keeps what it has
+                if self.minute_offsets.get(m, {}).get(family, -1) < offset
+            }
+        )
+        if self.counters_offsets.get(family, -1) >= offset:
+            return None
+        state.add_counts(rejected, duplicates)
+        return None if verdict is None or verdict == DUPLICATE else verdict
+
+    # --- the batch's writes -------------------------------------------------------------------
+    def fold(self, clock_us: int) -> None:
+        """Pending cells -> the absolute minute cells; expiry."""
+        for minute, cells in self.state.take_cells().items():
+            store = self.minutes.get(minute)
+            if store is None:
+                store = self.minutes[minute] = {}
+            for k, agg in cells.items():
+                tgt = store.get(k)
+                if tgt is None:
+                    store[k] = agg
+                else:
+                    A.merge(tgt, agg)
+            self.dirty_minutes.add(minute)
+        horizon = clock_us // MINUTE_US - self.cfg.largest_window
+        for minute in [m for m in self.minutes if m <= horizon]:
+            del self.minutes[minute]
+            self.minute_offsets.pop(minute, None)
+            self.dirty_minutes.discard(minute)
+            self.dead_minutes.add(minute)
+        self.state.expire(clock_us)
+
+    def partials(self) -> list[Write]:
+        """What every worker's view reads of this partition (after :meth:`fold`)."""
+        p = self.partition
+        out: list[Write] = [
+            (C.partials_key(p, m), C.encode_minute(self.minutes[m], self.processed))
+            for m in self.dirty_minutes
+        ]
+        out += [(C.partials_key(p, m), None) for m in self.dead_minutes]
+        summary = C.Summary(
+            self.state.live_part(), self.state.rejected, self.state.duplicates, self.processed
+        )
+        out.append((C.partials_key(p, C.SUMMARY), C.encode_summary(summary)))
+        return out
+
+    def changelog(self) -> list[Write]:
+        """The changelog writes of the batch, in the order M, R, L, A (see tables.changelog).
+        Afterwards everything absorbed counts as applied."""
+        p, o = self.partition, dict(self.processed)
+        out: list[Write] = []
+        for m in self.dirty_minutes:
+            # A stored value may include messages beyond ``processed`` (while the
+            # batch a crash cut short is re-processed): offsets only ever grow.
+            mo = self.minute_offsets[m] = _maxed(self.minute_offsets.get(m), o)
+            out.append((C.key("M", p, m), C.encode_minute(self.minutes[m], mo)))
+        out += [(C.key("M", p, m), None) for m in self.dead_minutes]
+        self.dirty_minutes, self.dead_minutes = set(), set()
+        co = self.counters_offsets = _maxed(self.counters_offsets, o)
+        out.append(
+            (C.key("R", p), C.encode_counters(self.state.rejected, self.state.duplicates, co))
+        )
+        records, ids = self.state.take_journal()
+        if records or ids:
+            self.log_seq += 1
+            for i, chunk in enumerate(C.encode_log(records, ids, o)):
+                k = C.key("L", p, f"{self.log_seq:012d}", i)
+                self.log_keys.append(k)
+                out.append((k, chunk))
+            self.logs_since_checkpoint += 1
+        out.append((C.key("A", p), C.encode_applied(o)))
+        self.applied = o
+        self.touched = False
+        return out
+
+    def checkpoint(self) -> list[Write]:
+        """Whole-partition snapshot; then the logs and the older checkpoint it replaces go.
+        Only after A: a checkpoint must not hold ids of a batch not applied yet."""
+        p = self.partition
+        self.checkpoint_seq += 1
+        records, ids = self.state.records()
+        out: list[Write] = []
+        new_keys = []
+        for i, chunk in enumerate(C.encode_checkpoint(records, ids)):
+            k = C.key("K", p, self.checkpoint_seq, i)
+            new_keys.append(k)
+            out.append((k, chunk))
+        out.append(
+            (C.key("K", p), C.encode_checkpoint_header(self.checkpoint_seq, self.log_seq,
+                                                       len(new_keys)))
+        )
+        out += [(k, None) for k in self.log_keys + self.checkpoint_keys]
+        self.log_keys, self.checkpoint_keys = [], new_keys
+        self.logs_since_checkpoint = 0
+        return out
