@@ -19,10 +19,10 @@ import pytest
 from stream_app.tools.routing import route
 from stream_app.tools.simulator.run import generate_events
 from stream_app.worker.processor import LiveProcessor, Msg, Plan
+from tables.center import Center
 from tables.compare import diff
 from tables.engine import Replayer
 from tables.events import decode, to_us
-from tables.center import Center
 from tables.state import Config
 
 TOPICS = {

@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from tables.kpis import BUCKETED_NAMES as KPI_FIELDS
 from tables.engine import Replayer
 from tables.events import to_us
+from tables.kpis import BUCKETED_NAMES as KPI_FIELDS
 from tables.state import Config
 
 T0 = dt.datetime(2026, 11, 22, 10, 0, tzinfo=dt.UTC)  # every test's 10:00:00

@@ -13,9 +13,9 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from stream_app.outputs.metrics import WAIT_BUCKETS, KpiMetrics, split_scope
+from tables.engine import Replayer
 from tables.kpis import BUCKETED_NAMES as KPI_FIELDS
 from tables.kpis import LIVE_NAMES as LIVE_FIELDS
-from tables.engine import Replayer
 from tables.state import Config
 
 T0 = dt.datetime(2026, 11, 22, 10, 0, tzinfo=dt.UTC)

@@ -10,9 +10,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tables import aggregate as A
-from tables.kpis import bucketed_row
 from tables import sketch
 from tables.events import decode, to_us
+from tables.kpis import bucketed_row
 from tables.rollup import Rollup
 from tables.state import CellKey, Cells, Config, PartitionState
 from tables.windows import MINUTE_US
