@@ -74,7 +74,7 @@ test: install
 	@infra/prometheus.sh ensure
 	@infra/apt.sh ensure amtool prometheus-alertmanager
 	@infra/apt.sh ensure docker-compose docker-compose
-	@rc=0; infra/stack.sh run -- $(PY) -m pytest -q $(PYTEST_ARGS) || rc=$$?; \
+	@rc=0; KPI_EXPECT_NATIVE=1 infra/stack.sh run -- $(PY) -m pytest -q $(PYTEST_ARGS) || rc=$$?; \
 	if [ $$rc -eq 5 ]; then \
 		echo "make test: no tests ran (pytest exit 5); the suite must run tests" >&2; \
 		exit 1; \

@@ -128,6 +128,15 @@ def bench(
     ] = None,
 ) -> None:
     """Measure throughput, latency and memory (needs the stack: `make bench`)."""
+    try:
+        import psutil  # noqa: F401 - only to say what is missing
+    except ImportError as exc:
+        typer.echo(
+            "kpi-stream bench needs the bench extra: pip install 'kpi-stream[bench]' "
+            "(make install has it)",
+            err=True,
+        )
+        raise typer.Exit(2) from exc
     from stream_app.tools.bench.report import run_bench
 
     run_bench(events, memory_events, latency_seconds, set(skip or []))

@@ -88,8 +88,12 @@ def test_rows_hashes_snapshot_and_change_feed(deployment: Deployment, redis_url:
         m = pubsub.get_message(timeout=1.0)
         if m and m["type"] == "message":
             messages.append(orjson.loads(m["data"]))
-    assert messages and all(m["key"].startswith(prefix) and "row" in m for m in messages)
-    assert {r["scope"] for r in snap["rows"]} >= {"all"}
+    assert messages
+    for m in messages:  # each names the hash it changed, and carries that row
+        assert m["key"] == row_key(prefix, m["row"]) and m["as_of"]
+    offered = [orjson.loads(x) for x in lines if b'"contact_offered"' in x]
+    queues = {f"queue:{e['queue']}" for e in offered if isinstance(e.get("queue"), str)}
+    assert queues and queues <= {r["scope"] for r in snap["rows"]}
     # The CLI reads the same snapshot back from Redis.
     out = subprocess.run(
         [sys.executable, "-m", "stream_app", "snapshot", "--from-redis"],

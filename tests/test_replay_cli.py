@@ -73,13 +73,20 @@ def test_diff_is_not_blind(from_file: dict[str, Any], expected: dict[str, Any]) 
     assert len(diff(expected, changed)) == 2 + 4  # 2 values, 4 missing agent-cy rows
 
 
-def test_table_format_exits_zero() -> None:
-    if not (ROOT / "stream_app" / "render.py").exists():
-        pytest.skip("stream_app/outputs/render.py (the --format table renderer) does not exist yet")
+def test_table_format_shows_the_snapshot(from_file: dict[str, Any]) -> None:
     proc = cli(str(SMALL), "--format", "table")
     assert proc.returncode == 0, proc.stderr.decode()
-    out = proc.stdout.decode()
-    assert "billing" in out and "tech" in out
+    lines = proc.stdout.decode().splitlines()
+    # One line per non-agent scope of the 15m window, with its offered count and SL.
+    for scope in ("all", "queue:billing", "queue:tech", "channel:voice"):
+        r15 = row(from_file, scope, "15m")
+        line = next(line for line in lines if line.strip("│ ").startswith(scope + " "))
+        cells = [c.strip() for c in line.split("│") if c.strip()]
+        assert str(r15["contacts_offered"]) in cells, (scope, cells)
+        sl = r15["service_level"]
+        assert ("–" if sl is None else f"{sl:.1%}") in cells, (scope, cells)
+    assert not any("agent:" in line for line in lines)
+    assert "rejected: 7" in proc.stdout.decode()
 
 
 def test_at_moves_as_of_and_windows(from_file: dict[str, Any]) -> None:

@@ -28,6 +28,7 @@ import pytest
 
 from stream_app.outputs.rules import Rule, load_rules
 from stream_app.tools.producer import produce_lines
+from tables import kpis
 from tests.livehelp import ROOT, Deployment
 
 pytestmark = pytest.mark.stack
@@ -42,17 +43,8 @@ DASH, MINUS = "\u2013", "\u2212"
 # "within a few seconds": the worker publishes every 0.5 s here, the page polls every 1 s.
 FOLLOW_S = 5.0
 
-# Mirror of TILES in stream_app/outputs/web/wallboard.js: (kpi, live, format).
-TILES = [
-    ("contacts_waiting", True, "count"),
-    ("longest_wait_seconds", True, "duration"),
-    ("service_level", False, "percent"),
-    ("asa_seconds", False, "duration"),
-    ("abandonment_rate", False, "percent"),
-    ("fcr_rate", False, "percent"),
-    ("csat", False, "percent"),
-    ("nps", False, "score"),
-]
+# The board's tiles, as the page reads them from /api/kpis: (kpi, live, format).
+TILES = [(k.name, k.row == kpis.NOW, k.fmt) for k in kpis.board()]
 RANK = {"none": 0, "ok": 1, "warn": 2, "breach": 3}
 T = TypeVar("T")
 
@@ -222,24 +214,17 @@ def rgb(css: str) -> tuple[int, ...]:
     return tuple(int(float(x)) for x in inside.replace("/", ",").split(",")[:3])
 
 
-@pytest.fixture
-def deployment(kafka_bootstrap: str, redis_url: str, tmp_path: Path) -> Iterator[Deployment]:
-    dep = Deployment(kafka_bootstrap, redis_url, tmp_path)
-    yield dep
-    dep.stop_all()
-
-
-@pytest.fixture
-def browser_page(tmp_path: Path) -> Iterator[Any]:
+@pytest.fixture(scope="module")
+def browser_page(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     if not CHROMIUM.exists():
         pytest.fail(f"{CHROMIUM} is missing: run `infra/browser.sh ensure`", pytrace=False)
     from playwright.sync_api import ViewportSize, sync_playwright
 
     viewport: ViewportSize = {"width": 1920, "height": 1080}
-
+    profile = tmp_path_factory.mktemp("chromium-profile")
     with sync_playwright() as pw:
         context = pw.chromium.launch_persistent_context(
-            str(tmp_path / "chromium-profile"), executable_path=str(CHROMIUM), headless=True,
+            str(profile), executable_path=str(CHROMIUM), headless=True,
             args=CHROMIUM_ARGS, viewport=viewport,
         )
         try:
@@ -248,21 +233,47 @@ def browser_page(tmp_path: Path) -> Iterator[Any]:
             context.close()
 
 
-# --- the test --------------------------------------------------------------------------------
-def test_wallboard_follows_the_worker(deployment: Deployment, browser_page: Any) -> None:
-    dep, page = deployment, browser_page
-    ARTIFACTS.mkdir(exist_ok=True)
-    rules = load_rules()
-    port = dep.start_worker()
-    dep.wait_http(port)
-    assert dep.get(port, "/api/rules"), "the worker serves no rules"
+class Board:
+    """One worker with known traffic and one page on it, shared by the tests below, which
+    run in file order (each a step of a supervisor's session; one failing hides none)."""
 
-    # Traffic of the last two minutes in three queues, and some 40 minutes ago (1h != 15m).
+    def __init__(self, dep: Deployment, page: Any) -> None:
+        self.dep, self.page = dep, page
+        self.rules = load_rules()
+        self.port = dep.start_worker()
+        self.requests: dict[str, Any] = {"in_flight": 0, "max": 0, "snapshots": 0}
+        self.errors: list[str] = []
+        self.ev = Events()
+        self.waiting: list[str] = []
+        self.opened = 0.0
+        self.shown_15m: Tiles = {}
+
+    def wait(self, window: str, deadline: float, what: str,
+             until: Callable[[Rows], bool] = lambda rows: True) -> tuple[dict[str, Any], Tiles]:
+        return wait_board(self.page, self.dep, self.port, self.rules, window, deadline, what,
+                          until=until)
+
+
+@pytest.fixture(scope="module")
+def board(kafka_bootstrap: str, redis_url: str, browser_page: Any,
+          tmp_path_factory: pytest.TempPathFactory) -> Iterator[Board]:
+    dep = Deployment(kafka_bootstrap, redis_url, tmp_path_factory.mktemp("wallboard"))
+    try:
+        b = Board(dep, browser_page)
+        dep.wait_http(b.port)
+        _known_traffic(b)
+        yield b
+    finally:
+        dep.stop_all()
+
+
+def _known_traffic(b: Board) -> None:
+    """Traffic of the last two minutes in three queues, and some 40 minutes ago (1h != 15m)."""
     now = time.time()
-    ev = Events()
+    ev = b.ev
     ev.answered("billing", now - 90, wait=5, n=12)
     ev.abandoned("billing", now - 80, wait=30)
-    waiting = [ev.offer("billing", now - 3) for _ in range(2)]
+    b.waiting = [ev.offer("billing", now - 3) for _ in range(2)]
     ev.answered("tech", now - 100, wait=8, n=16)
     ev.answered("tech", now - 100, wait=45, n=3)        # 16/19 = 84 %: amber
     ev.answered("sales", now - 70, wait=12, n=4)
@@ -276,11 +287,15 @@ def test_wallboard_follows_the_worker(deployment: Deployment, browser_page: Any)
         ev.survey("sales", now - 50, "nps", score)
     ev.lines.append(ev.lines[0])                         # a duplicate
     ev.emit("contact_offered", now - 10, contact_id="c-bad", channel="voice")  # schema: no queue
-    produce(dep, ev.lines)
-    off_loop(dep.wait_caught_up, port)
+    produce(b.dep, ev.lines)
+    off_loop(b.dep.wait_caught_up, b.port)
 
-    requests: dict[str, Any] = {"in_flight": 0, "max": 0, "snapshots": 0}
-    errors: list[str] = []
+
+# --- the tests, one step each ------------------------------------------------------------------
+def test_first_paint_equals_the_snapshot(board: Board) -> None:
+    dep, page, port, requests = board.dep, board.page, board.port, board.requests
+    assert dep.get(port, "/api/rules"), "the worker serves no rules"
+    ARTIFACTS.mkdir(exist_ok=True)
 
     def _sent(req: Any) -> None:
         if "/api/" in req.url:
@@ -295,17 +310,16 @@ def test_wallboard_follows_the_worker(deployment: Deployment, browser_page: Any)
     page.on("request", _sent)
     page.on("requestfinished", _done)
     page.on("requestfailed", _done)
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.on("pageerror", lambda exc: board.errors.append(str(exc)))
 
-    # 1. First paint equals the snapshot, window 15m by default.
-    opened = time.monotonic()
-    for path in ("/", "/assets/wallboard.js", "/assets/wallboard.css"):
+    board.opened = time.monotonic()
+    for path in ("/", "/assets/wallboard.js", "/assets/wallboard.css", "/api/kpis"):
         resp = page.request.get(f"http://127.0.0.1:{port}{path}")
         assert resp.ok, f"GET {path}: {resp.status} {resp.text()[:200]}\n{dep.logs()[-1500:]}"
     page.goto(f"http://127.0.0.1:{port}/")
     page.wait_for_selector('.tile[data-scope="queue:tech"][data-kpi="service_level"]',
                            timeout=15_000)
-    snap, shown = wait_board(page, dep, port, rules, "15m", 10, "first paint")
+    snap, shown = board.wait("15m", 10, "first paint")
     assert {s for s, _ in shown} == {"all", "queue:billing", "queue:sales", "queue:tech"}
     assert shown[("queue:billing", "contacts_waiting")][1] == "2"
     assert shown[("queue:billing", "service_level")][1:] == ("92.3%", "ok")
@@ -320,72 +334,93 @@ def test_wallboard_follows_the_worker(deployment: Deployment, browser_page: Any)
     assert page.get_attribute('#windows button[data-choice="15m"]', "aria-pressed") == "true"
     assert page.is_hidden("#stale")
     assert page.query_selector("section#alerts") is not None
+    # the column heads are the catalogue's labels
+    heads = page.eval_on_selector_all(".colhead span", "es => es.map(e => e.textContent)")
+    assert heads == [k.label for k in kpis.board()]
     warn_bg = rgb(page.eval_on_selector(
         '.tile[data-scope="queue:tech"][data-kpi="service_level"]',
         "e => getComputedStyle(e).backgroundColor"))
     assert warn_bg[0] > 200 and warn_bg[1] > 140 and warn_bg[2] < 90, warn_bg
     page.screenshot(path=str(ARTIFACTS / "wallboard-initial.png"))
 
-    # 2. New events show within seconds: the two waiting contacts get answered, three more.
+
+def test_new_events_show_within_seconds(board: Board) -> None:
+    """The two waiting contacts get answered, and three more."""
+    ev = board.ev
     ev.lines = []
     later = time.time()
-    for cid in waiting:
+    for cid in board.waiting:
         ev.answer(cid, later)
     ev.answered("billing", later - 4, wait=2, n=3)
-    produce(dep, ev.lines)
+    produce(board.dep, ev.lines)
     t0 = time.monotonic()
-    _, shown = wait_board(page, dep, port, rules, "15m", 30, "after new events",
-                          until=lambda rows: rows[("queue:billing", "now")]["contacts_waiting"] == 0
-                          and rows[("queue:billing", "15m")]["contacts_answered"] == 17)
+    _, shown = board.wait(
+        "15m", 30, "after new events",
+        until=lambda rows: rows[("queue:billing", "now")]["contacts_waiting"] == 0
+        and rows[("queue:billing", "15m")]["contacts_answered"] == 17)
     followed = time.monotonic() - t0
     assert shown[("queue:billing", "contacts_waiting")][1] == "0"
     assert shown[("all", "contacts_waiting")][1] == "0"
     assert followed < FOLLOW_S, f"the board took {followed:.1f}s to show new events"
+    board.shown_15m = shown
 
-    # 3. Twelve 120 s waits in sales: 4/17 within 20 s, far below the 80 % target.
+
+def test_a_breach_turns_the_tile_red(board: Board) -> None:
+    """Twelve 120 s waits in sales: 4/17 within 20 s, far below the 80 % target."""
+    ev, page = board.ev, board.page
     ev.lines = []
     late = time.time()
     ev.answered("sales", late - 130, wait=120, n=12)
-    produce(dep, ev.lines)
-    t0 = time.monotonic()
+    produce(board.dep, ev.lines)
     sl = '.tile[data-scope="queue:sales"][data-kpi="service_level"]'
     page.wait_for_selector(f'{sl}[data-status="breach"]', timeout=FOLLOW_S * 1000)
-    breached = time.monotonic() - t0
-    _, shown = wait_board(
-        page, dep, port, rules, "15m", 10, "after the breach",
+    _, shown = board.wait(
+        "15m", 10, "after the breach",
         until=lambda rows: rows[("queue:sales", "15m")]["contacts_answered"] == 16)
     assert shown[("queue:sales", "service_level")][1:] == ("23.5%", "breach")
     red = rgb(page.eval_on_selector(sl, "e => getComputedStyle(e).backgroundColor"))
     assert red[0] > 180 and red[1] < 90 and red[2] < 90, red
     page.screenshot(path=str(ARTIFACTS / "wallboard-breach.png"))
+    board.shown_15m = shown
 
-    # 4. The window selector: 1h adds the 40-minute-old contacts; the hash remembers it.
+
+def test_the_window_selector_and_the_hash(board: Board) -> None:
+    """1h adds the 40-minute-old contacts; the hash remembers the window."""
+    page, port = board.page, board.port
+    if not board.shown_15m:
+        board.shown_15m = board.wait("15m", 10, "window 15m")[1]
     page.click('#windows button[data-choice="1h"]')
-    _, shown_1h = wait_board(page, dep, port, rules, "1h", 10, "window 1h")
+    _, shown_1h = board.wait("1h", 10, "window 1h")
     assert page.evaluate("location.hash") == "#w=1h"
     assert page.text_content("#window-label") == "last 1 h"
-    assert shown_1h[("queue:billing", "asa_seconds")] != shown[("queue:billing", "asa_seconds")]
+    assert shown_1h[("queue:billing", "asa_seconds")] != \
+        board.shown_15m[("queue:billing", "asa_seconds")]
     assert shown_1h[("queue:sales", "service_level")][2] == "none"  # the SL rules are 15m rules
+    live = sum(1 for _, live, _ in TILES if live)
     assert page.eval_on_selector_all(".colhead small", "es => es.map(e => e.textContent)") == \
-        ["now", "now", "1h", "1h", "1h", "1h", "1h", "1h"]
+        ["now"] * live + ["1h"] * (len(TILES) - live)
     page.screenshot(path=str(ARTIFACTS / "wallboard-1h.png"))
 
     page.goto(f"http://127.0.0.1:{port}/#w=5m")
     page.reload()
-    wait_board(page, dep, port, rules, "5m", 10, "window from the hash")
+    board.wait("5m", 10, "window from the hash")
     assert page.get_attribute('#windows button[data-choice="5m"]', "aria-pressed") == "true"
 
-    # Polling: one request at a time, about one snapshot a second.
-    polled_s = time.monotonic() - opened
+
+def test_the_page_polls_one_request_at_a_time(board: Board) -> None:
+    requests = board.requests
+    assert board.opened, "the first-paint step did not run"
+    polled_s = time.monotonic() - board.opened
     assert requests["max"] == 1, requests
     assert 0.5 * polled_s <= requests["snapshots"] <= 1.5 * polled_s + 2, (requests, polled_s)
-    assert not errors, errors
+    assert not board.errors, board.errors
 
-    # 5. The worker goes away: the numbers stay up, flagged stale after 5 s.
-    dep.stop_all()
+
+def test_a_gone_worker_leaves_the_numbers_up_flagged_stale(board: Board) -> None:
+    page = board.page
+    board.dep.stop_all()
     page.wait_for_selector("#stale", state="visible", timeout=10_000)
     assert "stale" in (page.text_content("#stale") or "")
+    sl = '.tile[data-scope="queue:sales"][data-kpi="service_level"]'
     assert page.text_content(f"{sl} .value") not in ("", DASH)
     page.screenshot(path=str(ARTIFACTS / "wallboard-stale.png"))
-    print(f"follow {followed:.1f}s, breach {breached:.1f}s, {requests['snapshots']} polls "
-          f"in {polled_s:.0f}s")

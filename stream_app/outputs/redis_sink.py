@@ -51,7 +51,6 @@ class RedisSink:
         self.client: aioredis.Redis | None = None
         self.published: dict[str, dict[str, Any]] = {}
         self.down = False
-        self.writes = 0
 
     def _client(self) -> aioredis.Redis:
         if self.client is None:
@@ -101,7 +100,6 @@ class RedisSink:
             log.warning("Redis reachable again: %d rows rewritten", len(changed))
             self.down = False
         self.published = rows
-        self.writes += len(changed)
         return True
 
     async def _reset(self) -> None:

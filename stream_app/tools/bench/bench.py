@@ -14,14 +14,9 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import json
-import os
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
-import urllib.request
 import uuid
 from pathlib import Path
 from typing import Any
@@ -32,108 +27,24 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from rich.console import Console
 
 import tables
-from stream_app.kafka.worker_topics import ensure_worker_topics
 from stream_app.settings import get_settings
+from stream_app.tools.deployment import Deployment
 from stream_app.tools.replay import gc_paused, iter_chunks, iter_lines, replay_paths
 from stream_app.tools.simulator.run import generate_events
 from tables.engine import Replayer, floor
 from tables.state import Config
 
 console = Console(stderr=True)
-ROOT = Path(__file__).resolve().parents[3]
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class Deployment:
+def new_deployment(**extra_env: str) -> Deployment:
     """Fresh topics, app id and Redis prefix, so runs never see each other's data."""
-
-    def __init__(self, partitions: int = 4, **extra_env: str) -> None:
-        tag = uuid.uuid4().hex[:8]
-        s = get_settings()
-        self.bootstrap = s.kafka_bootstrap_servers
-        self.prefix = f"bench{tag}."
-        self.env = {
-            **os.environ,
-            "KPI_TOPIC_PREFIX": self.prefix,
-            "KPI_APP_ID": f"bench{tag}",
-            "KPI_REDIS_PREFIX": f"bench{tag}:",
-            "KPI_PARTITIONS": str(partitions),
-            "KPI_DATA_DIR": tempfile.mkdtemp(prefix="kpi-bench-"),
-            **extra_env,
-        }
-        families = ("contact", "ticket", "survey", "agent")
-        self.topics = {f: f"{self.prefix}{f}-events" for f in families}
-        self.partitions = partitions
-        self.procs: list[subprocess.Popen[bytes]] = []
-
-    async def create(self) -> None:
-        from stream_app.settings import Settings
-
-        await ensure_worker_topics(
-            Settings(
-                topic_prefix=self.prefix, app_id=self.env["KPI_APP_ID"], partitions=self.partitions
-            )
-        )
-
-    def start_worker(self) -> int:
-        port = _free_port()
-        env = {**self.env, "KPI_WEB_PORT": str(port)}
-        self.procs.append(
-            subprocess.Popen(
-                [sys.executable, "-m", "stream_app", "worker"],
-                cwd=ROOT,
-                env=env,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )
-        )
-        return port
-
-    def stop(self) -> None:
-        for p in self.procs:
-            p.terminate()
-        for p in self.procs:
-            try:
-                p.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                p.kill()
-        self.procs = []
-
-
-def _status(port: int) -> dict[str, Any] | None:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/status", timeout=5) as r:
-            data: dict[str, Any] = json.loads(r.read())
-            return data
-    except OSError:
-        return None
-
-
-def _caught_up(
-    status: dict[str, Any], ends: dict[tuple[str, int], int], topics: dict[str, str]
-) -> bool:
-    view = status["view_offsets"]
-    fam = {t: f for f, t in topics.items()}
-    return all(
-        end == 0 or view.get(str(p), {}).get(fam[t], -1) >= end - 1 for (t, p), end in ends.items()
+    s = get_settings()
+    env = {"KPI_PUBLISH_INTERVAL": "1.0", **extra_env}
+    return Deployment(
+        s.kafka_bootstrap_servers, s.redis_url, Path(tempfile.mkdtemp(prefix="kpi-bench-")),
+        tag="bench", env=env,
     )
-
-
-async def _end_offsets(dep: Deployment) -> dict[tuple[str, int], int]:
-    c = AIOKafkaConsumer(bootstrap_servers=dep.bootstrap)
-    await c.start()
-    try:
-        tps = [TopicPartition(t, p) for t in dep.topics.values() for p in range(dep.partitions)]
-        return {(tp.topic, tp.partition): o for tp, o in (await c.end_offsets(tps)).items()}
-    finally:
-        await c.stop()
 
 
 # --- 1. the physical limit ---------------------------------------------------------------
@@ -168,18 +79,18 @@ async def bare_consume(dep: Deployment, n: int) -> float:
 
 # --- 2/3. workers ---------------------------------------------------------------
 def run_workers(dep: Deployment, n: int, workers: int, deadline: float = 900) -> dict[str, float]:
-    ends = asyncio.run(_end_offsets(dep))
+    ends = dep.end_offsets()
     t_start = time.perf_counter()
     ports = [dep.start_worker() for _ in range(workers)]
     first = None
     try:
         end = time.monotonic() + deadline
         while time.monotonic() < end:
-            sts = [_status(p) for p in ports]
+            sts = [dep.status(p) for p in ports]
             if all(sts):
                 if first is None and sum(s["events"] for s in sts if s) > 0:
                     first = time.perf_counter()
-                if all(_caught_up(s, ends, dep.topics) for s in sts if s):
+                if all(dep.caught_up_status(s, ends) for s in sts if s):
                     done = time.perf_counter()
                     assert first is not None
                     return {
@@ -190,7 +101,7 @@ def run_workers(dep: Deployment, n: int, workers: int, deadline: float = 900) ->
             time.sleep(0.05)
         raise RuntimeError("workers did not catch up in time")
     finally:
-        dep.stop()
+        dep.stop_all()
 
 
 # --- 4. latency ---------------------------------------------------------------
@@ -202,8 +113,8 @@ async def latency(rate: float, seconds: float) -> dict[str, float]:
 
     # Publishing 10 times a second (the default is once a second) is what a 500 ms
     # budget needs: the wait for the next publish alone averages half the interval.
-    dep = Deployment(KPI_PUBLISH_INTERVAL="0.1", KPI_BATCH_WITHIN="0.05")
-    await dep.create()
+    dep = new_deployment(KPI_PUBLISH_INTERVAL="0.1", KPI_BATCH_WITHIN="0.05")
+    await dep.create_topics()
     port = dep.start_worker()
     s = get_settings()
     r = aioredis.from_url(s.redis_url)
@@ -225,7 +136,7 @@ async def latency(rate: float, seconds: float) -> dict[str, float]:
                     seen.setdefault(i, now)
 
     for _ in range(300):
-        st = _status(port)
+        st = dep.status(port)
         if st and st["view_ready"]:
             break
         await asyncio.sleep(0.2)
@@ -268,7 +179,7 @@ async def latency(rate: float, seconds: float) -> dict[str, float]:
         await producer.stop()
         listener.cancel()
         await r.aclose()
-        dep.stop()
+        dep.stop_all()
     lat = sorted((seen[i] - sent[i]) * 1000 for i in sent if i in seen)
     if not lat:
         raise RuntimeError("no probe reached Redis")

@@ -16,17 +16,17 @@ from rich.console import Console
 from rich.table import Table
 
 from stream_app.tools.bench.bench import (
-    ROOT,
-    Deployment,
     bare_consume,
     console,
     latency,
     memory,
+    new_deployment,
     replay_speed,
     run_workers,
     sparkline,
     write_file,
 )
+from stream_app.tools.deployment import ROOT
 from stream_app.tools.producer import produce_lines
 
 
@@ -49,16 +49,16 @@ def run_bench(events: int, memory_events: int, latency_seconds: float, skip: set
         write_file(data, events)
     lines = [ln for ln in data.read_bytes().split(b"\n") if ln]
     if "live" not in skip:
-        dep = Deployment()
-        asyncio.run(dep.create())
+        dep = new_deployment()
+        asyncio.run(dep.create_topics())
         with console.status("filling the topics"):
             asyncio.run(produce_lines(dep.bootstrap, dep.topics, lines))
         with console.status("bare aiokafka + orjson consumer"):
             bare = asyncio.run(bare_consume(dep, len(lines)))
         with console.status("one worker"):
             one = run_workers(dep, len(lines), 1)
-        dep2 = Deployment()
-        asyncio.run(dep2.create())
+        dep2 = new_deployment()
+        asyncio.run(dep2.create_topics())
         asyncio.run(produce_lines(dep2.bootstrap, dep2.topics, lines))
         with console.status("two workers"):
             two = run_workers(dep2, len(lines), 2)
