@@ -43,7 +43,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from tables.business import NEVER, BusinessTime, at_risk_amount
 from tables.windows import MINUTE_US, US
 
-__all__ = ["MINUTE_US", "NEVER", "US", "Calendar", "at_risk_amount"]
+__all__ = ["MINUTE_US", "NEVER", "US", "Calendar", "at_risk_amount", "merge_ranges"]
 
 DAY_MINUTES: Final = 1440
 INTERVAL_MINUTES: Final = {"15m": 15, "30m": 30, "1h": 60}
@@ -57,24 +57,30 @@ def _us(moment: dt.datetime) -> int:
     return (moment - _EPOCH) // _ONE_US
 
 
+def merge_ranges(spans: Iterable[tuple[int, int]]) -> tuple[tuple[int, int], ...]:
+    """Sorted ranges, overlapping and touching ones merged (overlaps count once)."""
+    merged: list[tuple[int, int]] = []
+    for start, end in sorted(spans):
+        if merged and start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(end, merged[-1][1]))
+        else:
+            merged.append((start, end))
+    return tuple(merged)
+
+
 def _normal_hours(
     hours: Mapping[int, Sequence[tuple[int, int]]] | None,
 ) -> dict[int, tuple[tuple[int, int], ...]]:
-    """Weekday -> sorted ranges with overlapping and touching ones merged."""
+    """Weekday -> merged ranges, closed weekdays left out."""
     out: dict[int, tuple[tuple[int, int], ...]] = {}
     for weekday, spans in (hours or {}).items():
         if not 0 <= weekday <= 6:
             raise ValueError(f"weekday {weekday} is not 0 (Monday) .. 6 (Sunday)")
-        merged: list[tuple[int, int]] = []
-        for start, end in sorted(spans):
+        for start, end in spans:
             if not 0 <= start < end <= DAY_MINUTES:
                 raise ValueError(f"opening range {start}-{end} is not 0 <= start < end <= 1440")
-            if merged and start <= merged[-1][1]:
-                merged[-1] = (merged[-1][0], max(end, merged[-1][1]))
-            else:
-                merged.append((start, end))
-        if merged:
-            out[weekday] = tuple(merged)
+        if merged := merge_ranges(spans):
+            out[weekday] = merged
     return out
 
 

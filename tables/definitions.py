@@ -17,6 +17,10 @@ Array indexes in paths count from 0, as in jq and as ``policy_for`` counts.
 The same file carries the alert rules under ``[[rule]]``, which another
 module parses; the top-level keys in ``ignore`` are left to it.
 
+A ticket SLA policy on business hours is accepted even when no opening range
+is defined anywhere (the contract lets every day be closed): its elapsed time
+then stays 0 and it never breaches.
+
 Extension beyond the contract: public holidays by country. ::
 
     [business_hours]
@@ -41,7 +45,7 @@ from types import MappingProxyType
 from typing import Any, Final
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from tables.calendar import Calendar
+from tables.calendar import Calendar, merge_ranges
 from tables.tomlread import Reader, key_path
 from tables.windows import US
 
@@ -167,8 +171,7 @@ def _minute(hh: str, mm: str) -> int:
 
 
 def _day_start(read: Reader, value: Any) -> int:
-    text = read.string(value, "day_start")
-    match = _DAY_START.fullmatch(text)
+    match = _DAY_START.fullmatch(value) if isinstance(value, str) else None
     if match is None:
         read.fail("day_start", value, 'must be a local time "HH:MM" from 00:00 to 23:59')
     return _minute(*match.groups())
@@ -205,8 +208,10 @@ def _service_level(read: Reader, value: Any) -> tuple[int, int, dict[str, int]]:
             read.fail(where, seconds, 'a bare "*" is not a key: the default is threshold_seconds')
         if slash and channel not in CHANNELS:
             read.fail(where, seconds, f"channel must be one of {', '.join(sorted(CHANNELS))}")
-        if not queue or len(queue) > MAX_NAME_CHARS:
+        if not queue:
             read.fail(where, seconds, 'key must be "<queue>", "<queue>/<channel>" or "*/<channel>"')
+        if len(queue) > MAX_NAME_CHARS:
+            read.fail(where, seconds, f"a queue name has 1 to {MAX_NAME_CHARS} characters")
         thresholds[str(key)] = read.micros(seconds, where)
     return threshold, short, thresholds
 
@@ -226,17 +231,6 @@ def _range(read: Reader, value: Any, path: str) -> tuple[int, int]:
     if start >= end:
         read.fail(path, value, "a range must start before it ends")
     return start, end
-
-
-def _merge(spans: list[tuple[int, int]]) -> tuple[tuple[int, int], ...]:
-    # Overlapping ranges count once (contract section 9).
-    merged: list[tuple[int, int]] = []
-    for start, end in sorted(spans):
-        if merged and start <= merged[-1][1]:
-            merged[-1] = (merged[-1][0], max(end, merged[-1][1]))
-        else:
-            merged.append((start, end))
-    return tuple(merged)
 
 
 def _holiday(read: Reader, value: Any, path: str) -> dt.date:
@@ -263,7 +257,7 @@ def _business_hours(
         spans = table[day]
         if not isinstance(spans, list):
             read.fail(path, spans, 'must be a list of ranges "HH:MM-HH:MM"')
-        merged = _merge([_range(read, s, f"{path}[{i}]") for i, s in enumerate(spans)])
+        merged = merge_ranges([_range(read, s, f"{path}[{i}]") for i, s in enumerate(spans)])
         if merged:
             hours[weekday] = merged
     dates = table.get("holidays", [])
@@ -284,12 +278,16 @@ def _business_hours(
         # The package raises assorted errors for names it does not know.
         try:
             _country_holidays(country, None)
+        except ImportError:
+            read.fail("business_hours.holiday_country", country, "needs the package holidays")
         except Exception:
             read.fail("business_hours.holiday_country", country, "unknown country")
         try:
             _country_holidays(country, subdivision)
         except Exception:
-            read.fail("business_hours.holiday_subdivision", subdivision, f"unknown in {country}")
+            read.fail(
+                "business_hours.holiday_subdivision", subdivision, f"not a subdivision of {country}"
+            )
     return hours, holidays, country, subdivision
 
 

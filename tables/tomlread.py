@@ -72,9 +72,10 @@ class Reader:
         """A non-empty string, of at most ``longest`` characters when given."""
         if not isinstance(value, str):
             self.fail(path, value, "must be a string")
-        if not value or (longest is not None and len(value) > longest):
-            limit = f"1 to {longest}" if longest is not None else "at least 1"
-            self.fail(path, value, f"must be a string of {limit} characters")
+        if not value:
+            self.fail(path, value, "must not be empty")
+        if longest is not None and len(value) > longest:
+            self.fail(path, value, f"must be a string of 1 to {longest} characters")
         return value
 
     def number(self, value: Any, path: str) -> float | int:
