@@ -12,6 +12,8 @@ from functools import lru_cache
 from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from tables.entities import window_minutes
+
 #: Default local stack ports: non-default so a developer's own Kafka/Redis are left alone.
 DEFAULT_KAFKA = "127.0.0.1:19092"
 DEFAULT_REDIS = "redis://127.0.0.1:16379/0"
@@ -54,7 +56,7 @@ class Settings(BaseSettings):
     replication_factor: int = 1
 
     # --- KPI maths (contract sections 4-6) -------------------------------------
-    windows: str = "5m,15m,1h,24h"
+    windows: str = "5m,15m,1h,24h,today"
     retention: str = "24h"
     skew: str = "300s"
     sl_threshold_seconds: float = 20.0
@@ -87,19 +89,20 @@ class Settings(BaseSettings):
     @field_validator("windows")
     @classmethod
     def _check_windows(cls, v: str) -> str:
-        mins = [parse_duration(w) for w in v.split(",") if w.strip()]
-        if not mins or any(m <= 0 or m % 60 for m in mins):
-            raise ValueError("windows must be whole minutes, e.g. '5m,15m,1h,24h'")
+        names = [w.strip() for w in v.split(",") if w.strip()]
+        try:
+            minutes = [window_minutes(w) for w in names if w != "today"]
+        except ValueError as exc:
+            raise ValueError(f"KPI_WINDOWS={v!r}: {exc}") from exc
+        if not names or any(m <= 0 for m in minutes) or len(set(names)) != len(names):
+            raise ValueError("windows must be distinct whole minutes or today, "
+                             "e.g. '5m,15m,1h,24h,today'")
         return v
 
     # --- derived ------------------------------------------------------------------
     @property
     def window_names(self) -> list[str]:
         return [w.strip() for w in self.windows.split(",") if w.strip()]
-
-    @property
-    def window_minutes(self) -> dict[str, int]:
-        return {w: parse_duration(w) // 60 for w in self.window_names}
 
     @property
     def retention_seconds(self) -> int:

@@ -40,10 +40,27 @@ WAIT_SUM: Final = 18
 HANDLE_SUM: Final = 19
 FIRST_REPLY_SUM: Final = 20
 RESOLUTION_SUM: Final = 21
-N_NUM: Final = 22
-WAIT_SK: Final = 22
-RES_SK: Final = 23
-SIZE: Final = 24
+# v2: abandon time and short abandons (section 6.1)
+SHORT_ABANDONED: Final = 22
+ABANDON_SUM: Final = 23
+# v2: repeat contacts (6.4): offers that carry a customer, and the repeats among them
+OFFERED_CUST: Final = 24
+REPEATS: Final = 25
+# v2: time in agent states (6.2), integer microseconds
+STAFFED_US: Final = 26
+AVAILABLE_US: Final = 27
+BUSY_US: Final = 28
+WRAP_UP_US: Final = 29
+PAUSED_US: Final = 30
+# v2: ticket SLA policies (6.3): measured first replies / resolutions, and those in target
+FR_SLA_N: Final = 31
+FR_SLA_OK: Final = 32
+RES_SLA_N: Final = 33
+RES_SLA_OK: Final = 34
+N_NUM: Final = 35
+WAIT_SK: Final = 35
+RES_SK: Final = 36
+SIZE: Final = 37
 
 #: Counters whose non-zero value means "this scope has a measurement" (section 7).
 MEASURE_FIELDS: Final = (
@@ -59,6 +76,8 @@ MEASURE_FIELDS: Final = (
     CSAT_N,
     NPS_N,
     CES_N,
+    SHORT_ABANDONED,
+    STAFFED_US,
 )
 
 Agg = list[Any]

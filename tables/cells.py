@@ -1,7 +1,7 @@
 """Where measurements go, and what the live changelog must store: shared by the entity books.
 
 Each event that counts adds to exactly one *cell* of one minute bucket: the
-finest grain ``(queue, channel, agent)`` of the contract's scopes
+finest grain ``(queue, channel, agent, product)`` of the contract's scopes
 (:class:`CellBuffer`). Scopes are summed from cells only when a snapshot is
 read (:mod:`tables.rollup`), never per event.
 
@@ -28,7 +28,7 @@ class CellBuffer:
         self._minute = -1
         self._map: dict[CellKey, A.Agg] = {}
 
-    def at(self, ts: int, queue: str, channel: str, agent: str) -> A.Agg:
+    def at(self, ts: int, queue: str, channel: str, agent: str, product: str = "") -> A.Agg:
         """The aggregate of the cell an event at ``ts`` measures into."""
         minute = ts // MINUTE_US
         if minute != self._minute:  # most events fall in the same minute as the last one
@@ -36,7 +36,7 @@ class CellBuffer:
             if per_min is None:
                 per_min = self.cells[minute] = {}
             self._minute, self._map = minute, per_min
-        key = (queue, channel, agent)
+        key = (queue, channel, agent, product)
         cell = self._map.get(key)
         if cell is None:
             cell = self._map[key] = A.initialize()
@@ -77,10 +77,12 @@ class Journal:
         self.offset = -1
         self.dirty: set[tuple[str, str]] = set()
         self.ids: list[tuple[str, int]] = []
+        #: offers with a customer, (customer, ts, queue, channel): repeat contacts' input
+        self.offers: list[tuple[str, int, str, str]] = []
 
     def start(self) -> None:
         self.active = True
-        self.dirty, self.ids = set(), []
+        self.dirty, self.ids, self.offers = set(), [], []
 
     def touch(self, kind: str, key: str, entity: Any) -> None:
         if self.active:
@@ -92,7 +94,13 @@ class Journal:
         if self.active:
             self.ids.append((event_id, ts))
 
-    def take(self) -> tuple[set[tuple[str, str]], list[tuple[str, int]]]:
-        dirty, ids = self.dirty, self.ids
-        self.dirty, self.ids = set(), []
-        return dirty, ids
+    def offer(self, offer: tuple[str, int, str, str]) -> None:
+        if self.active:
+            self.offers.append(offer)
+
+    def take(
+        self,
+    ) -> tuple[set[tuple[str, str]], list[tuple[str, int]], list[tuple[str, int, str, str]]]:
+        dirty, ids, offers = self.dirty, self.ids, self.offers
+        self.dirty, self.ids, self.offers = set(), [], []
+        return dirty, ids, offers

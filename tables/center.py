@@ -1,12 +1,16 @@
 """The whole center, folded from every partition's partials (pure: key/value in, snapshot out).
 
-Each worker writes, for the partitions it owns, the absolute minute cells and a
-summary (live state, counters, offsets) to the compacted partials topic
-(:mod:`tables.changelog`). Every worker folds all of it into one
-:class:`Center`: a :class:`tables.rollup.Rollup` keyed by partition, so a
-partition's values are *replaced*, never added twice, and a rebalance or a
-re-sent batch changes nothing. The worker's reader (``stream_app.worker.view``)
-only moves bytes from Kafka to :meth:`Center.apply`.
+Each worker writes, for the partitions it owns, the absolute minute cells, the
+customer offers and SLA instants by minute, and a summary (live state,
+counters, offsets) to the compacted partials topic (:mod:`tables.changelog`).
+Every worker folds all of it into one :class:`Center`: a
+:class:`tables.rollup.Rollup` keyed by partition, a
+:class:`tables.repeats.RepeatIndex` whose repeat counts the roll-up reads as one
+more partition, and a :class:`tables.sla.SlaCounter` -- all *replaced* per
+partition and minute, never added twice, so a rebalance or a re-sent batch
+changes nothing. The worker's reader (``stream_app.worker.view``) only moves
+bytes from Kafka to :meth:`Center.apply`; the replay builds its snapshot with
+the same :func:`build_snapshot`.
 """
 
 from __future__ import annotations
@@ -15,41 +19,84 @@ from typing import Any
 
 from tables import changelog as C
 from tables import snapshot
-from tables.live import CenterLive
+from tables.agents import overlay
+from tables.live import CenterLive, PartLive
+from tables.repeats import REPEAT_PARTITION, RepeatIndex
 from tables.rollup import Rollup
+from tables.sla import SlaCounter
 from tables.state import Config
+from tables.windows import MINUTE_US
 
 
 class Center:
     def __init__(self, cfg: Config) -> None:
         self.cfg = cfg
         self.rollup = Rollup(cfg)
+        self.repeats = RepeatIndex(cfg.defs.repeat_window_us)
+        self.sla = SlaCounter()
         self.summaries: dict[int, C.Summary] = {}
 
     def apply(self, key: bytes, value: bytes | None) -> None:
         """One partials record (None: a tombstone)."""
-        p, what = C.parse_partials_key(key)
+        p, what, minute = C.parse_partials_key(key)
         if what == C.SUMMARY:
             if value is None:
                 self.summaries.pop(p, None)
             else:
                 self.summaries[p] = C.decode_summary(value)
-            return
-        cells = C.decode_minute(value)[0] if value is not None else None
-        self.rollup.replace(p, int(what), cells)
+        elif what == C.CELLS:
+            cells = C.decode_minute(value)[0] if value is not None else None
+            self.rollup.replace(p, minute, cells)
+        elif what == C.OFFERS:
+            self.repeats.replace(p, minute, C.decode_offers(value) if value else None)
+            sync_repeats(self.repeats, self.rollup)
+        elif what == C.DEADLINES:
+            self.sla.replace(p, minute, C.decode_deadlines(value) if value else None)
 
     def snapshot(self, clock_us: int) -> dict[str, Any]:
-        windows = self.rollup.windows(clock_us)
-        live = CenterLive([s.live for s in self.summaries.values()], clock_us)
         rejected: dict[str, int] = {}
         duplicates = 0
         for s in self.summaries.values():
             for r, n in s.rejected.items():
                 rejected[r] = rejected.get(r, 0) + n
             duplicates += s.duplicates
+        snap = build_snapshot(
+            self.cfg, clock_us, self.rollup, [s.live for s in self.summaries.values()],
+            self.sla, rejected, duplicates,
+        )
         self.rollup.expire(clock_us)
-        return snapshot.build(self.cfg, clock_us, windows, live, rejected, duplicates)
+        self.repeats.expire(clock_us - self.cfg.retention_us - self.cfg.defs.repeat_window_us)
+        sync_repeats(self.repeats, self.rollup)
+        return snap
 
     def offsets(self) -> dict[int, dict[str, int]]:
         """Per partition: input offsets the view includes (tests wait on these)."""
         return {p: s.offsets for p, s in self.summaries.items()}
+
+
+def sync_repeats(repeats: RepeatIndex, rollup: Rollup) -> None:
+    """The repeat counts of the minutes that changed, into the roll-up's repeat partition."""
+    for minute in repeats.take_dirty():
+        rollup.replace(REPEAT_PARTITION, minute, repeats.cells(minute))
+
+
+def build_snapshot(
+    cfg: Config,
+    clock_us: int,
+    rollup: Rollup,
+    parts: list[PartLive],
+    sla: SlaCounter,
+    rejected: dict[str, int],
+    duplicates: int,
+) -> dict[str, Any]:
+    """The snapshot at ``clock_us``: windows from the roll-up plus the time of open agent
+    intervals up to the clock, and the now rows from the live parts and SLA instants."""
+    windows = rollup.windows(clock_us)
+    minute = clock_us // MINUTE_US
+    spans = [
+        (w.name, w.first(minute) * MINUTE_US, (minute + 1) * MINUTE_US) for w in cfg.windows
+    ]
+    agents = [entry for part in parts for entry in part.agents]
+    overlay(windows, spans, agents, clock_us)
+    live = CenterLive(parts, clock_us, sla.counts(clock_us))
+    return snapshot.build(cfg, clock_us, windows, live, rejected, duplicates)

@@ -25,9 +25,15 @@ re-processes that batch exactly:
 Every value carries ``o``: ``{family: offset}`` of the last message of each
 input topic whose effects it includes.
 
+The redo logs and checkpoints also carry the partition's accepted offers with
+a customer (``f``), kept for the retention plus the repeat window: repeat
+contacts are found across partitions (:mod:`tables.repeats`).
+
 The compacted *partials* topic, read by every worker's whole-center view, has
-``p|<minute>`` (the partition's absolute cells of a minute, None once gone)
-and ``p|S`` (its summary: live state, counters, offsets).
+``p|<minute>`` (the partition's absolute cells of a minute, None once gone),
+``p|S`` (its summary: live state, counters, offsets), ``p|F|<minute>`` (its
+offers of a minute) and ``p|D|<minute>`` (its open tickets' SLA instants that
+fall in a minute, :mod:`tables.sla`).
 """
 
 from __future__ import annotations
@@ -46,6 +52,10 @@ MinuteCells = dict[CellKey, A.Agg]
 #: changelog values are at most this many entity records / ids (stay below 1 MB messages)
 CHUNK = 4000
 SUMMARY = "S"
+OFFERS = "F"
+DEADLINES = "D"
+CELLS = "M"
+Offer = tuple[str, int, str, str]
 
 
 def key(*parts: object) -> bytes:
@@ -55,13 +65,13 @@ def key(*parts: object) -> bytes:
 # --- values -----------------------------------------------------------------------------------
 def encode_minute(cells: MinuteCells, o: Offsets) -> bytes:
     return orjson.dumps(
-        {"o": o, "c": [[q, ch, a, A.to_wire(agg)] for (q, ch, a), agg in cells.items()]}
+        {"o": o, "c": [[q, ch, a, p, A.to_wire(agg)] for (q, ch, a, p), agg in cells.items()]}
     )
 
 
 def decode_minute(raw: bytes) -> tuple[MinuteCells, Offsets]:
     data = orjson.loads(raw)
-    return {(q, ch, a): A.from_wire(w) for q, ch, a, w in data["c"]}, data["o"]
+    return {(q, ch, a, p): A.from_wire(w) for q, ch, a, p, w in data["c"]}, data["o"]
 
 
 def encode_counters(rejected: dict[str, int], duplicates: int, o: Offsets) -> bytes:
@@ -72,19 +82,33 @@ def encode_applied(o: Offsets) -> bytes:
     return orjson.dumps({"o": o})
 
 
-def encode_log(records: list[list[Any]], ids: list[tuple[str, int]], o: Offsets) -> list[bytes]:
+def _chunks(
+    records: list[list[Any]], ids: list[tuple[str, int]], offers: list[Offer], o: Offsets | None
+) -> list[bytes]:
+    out = []
+    for i in range(0, max(len(records), len(ids), len(offers), 1), CHUNK):
+        value: dict[str, Any] = {
+            "e": records[i : i + CHUNK],
+            "d": ids[i : i + CHUNK],
+            "f": offers[i : i + CHUNK],
+        }
+        if o is not None:
+            value["o"] = o
+        out.append(orjson.dumps(value))
+    return out
+
+
+def encode_log(
+    records: list[list[Any]], ids: list[tuple[str, int]], offers: list[Offer], o: Offsets
+) -> list[bytes]:
     """One batch's redo log, chunked; every chunk carries the batch's offsets."""
-    return [
-        orjson.dumps({"o": o, "e": records[i : i + CHUNK], "d": ids[i : i + CHUNK]})
-        for i in range(0, max(len(records), len(ids), 1), CHUNK)
-    ]
+    return _chunks(records, ids, offers, o)
 
 
-def encode_checkpoint(records: list[list[Any]], ids: list[tuple[str, int]]) -> list[bytes]:
-    return [
-        orjson.dumps({"e": records[i : i + CHUNK], "d": ids[i : i + CHUNK]})
-        for i in range(0, max(len(records), len(ids), 1), CHUNK)
-    ]
+def encode_checkpoint(
+    records: list[list[Any]], ids: list[tuple[str, int]], offers: list[Offer]
+) -> list[bytes]:
+    return _chunks(records, ids, offers, None)
 
 
 def encode_checkpoint_header(seq: int, log_seq: int, chunks: int) -> bytes:
@@ -102,8 +126,8 @@ class Summary:
     offsets: Offsets
 
 
-def partials_key(partition: int, what: int | str) -> bytes:
-    return key(partition, what)
+def partials_key(partition: int, what: int | str, minute: int | None = None) -> bytes:
+    return key(partition, what) if minute is None else key(partition, what, minute)
 
 
 def encode_summary(s: Summary) -> bytes:
@@ -117,10 +141,32 @@ def decode_summary(raw: bytes) -> Summary:
     return Summary(PartLive.from_wire(data["live"]), data["rej"], data["dup"], data["o"])
 
 
-def parse_partials_key(k: bytes) -> tuple[int, str]:
-    """``b"3|S"`` -> ``(3, "S")``; ``b"3|28123456"`` -> ``(3, "28123456")``."""
-    part, _, what = k.decode().partition("|")
-    return int(part), what
+def parse_partials_key(k: bytes) -> tuple[int, str, int]:
+    """``b"3|S"`` -> ``(3, "S", 0)``; ``b"3|28123456"`` -> ``(3, "M", 28123456)``;
+    ``b"3|F|28123456"`` -> ``(3, "F", 28123456)``."""
+    parts = k.decode().split("|")
+    if len(parts) == 3:
+        return int(parts[0]), parts[1], int(parts[2])
+    if parts[1] == SUMMARY:
+        return int(parts[0]), SUMMARY, 0
+    return int(parts[0]), CELLS, int(parts[1])
+
+
+def encode_offers(offers: list[Offer]) -> bytes:
+    return orjson.dumps(offers)
+
+
+def decode_offers(raw: bytes) -> list[Offer]:
+    return [(c, ts, q, ch) for c, ts, q, ch in orjson.loads(raw)]
+
+
+def encode_deadlines(records: list[list[Any]]) -> bytes:
+    return orjson.dumps(records)
+
+
+def decode_deadlines(raw: bytes) -> list[list[Any]]:
+    data: list[list[Any]] = orjson.loads(raw)
+    return data
 
 
 # --- reading a stored partition -----------------------------------------------------------------
@@ -132,7 +178,10 @@ class Stored:
     #: entity records and ids of the checkpoint, then of each later log in order
     checkpoint_records: list[list[Any]] = field(default_factory=list)
     checkpoint_ids: list[Any] = field(default_factory=list)
-    logs: list[tuple[list[list[Any]], list[Any], Offsets]] = field(default_factory=list)
+    checkpoint_offers: list[Any] = field(default_factory=list)
+    logs: list[tuple[list[list[Any]], list[Any], list[Any], Offsets]] = field(
+        default_factory=list
+    )
     minutes: Cells = field(default_factory=dict)
     minute_offsets: dict[int, Offsets] = field(default_factory=dict)
     counters: tuple[dict[str, int], int] | None = None
@@ -157,6 +206,7 @@ def read(partition: int, items: dict[bytes, bytes]) -> Stored:
             chunk = orjson.loads(items[key("K", partition, h["seq"], i)])
             out.checkpoint_records.extend(chunk["e"])
             out.checkpoint_ids.extend(chunk["d"])
+            out.checkpoint_offers.extend(chunk.get("f", ()))
     logs: list[tuple[int, int, bytes]] = []
     for k in items:
         parts = k.split(b"|")
@@ -174,7 +224,7 @@ def read(partition: int, items: dict[bytes, bytes]) -> Stored:
         if seq <= checkpoint_log_seq:
             continue
         log = orjson.loads(items[k])
-        out.logs.append((log["e"], log["d"], log["o"]))
+        out.logs.append((log["e"], log["d"], log.get("f", []), log["o"]))
     # Logs the checkpoint replaced may all be gone: numbering continues after it.
     out.log_seq = max(out.log_seq, checkpoint_log_seq)
     counters = get(b"R" + pre)

@@ -52,3 +52,18 @@ def diff(expected: dict[str, Any], got: dict[str, Any], float_tol: float = 1e-6)
     ] and not out:
         out.append("rows are in a different order")
     return out
+
+
+def diff_within(expected: dict[str, Any], got: dict[str, Any],
+                float_tol: float = 1e-6) -> list[str]:
+    """Like :func:`diff`, but only over what ``expected`` holds: its rows (in its order)
+    and their KPIs. For an expectation written for an older version of the contract,
+    whose rows and KPIs a newer snapshot extends."""
+    keep = {(r["scope"], r.get("window")) for r in expected.get("rows", [])}
+    fields = {(r["scope"], r.get("window")): set(r) for r in expected.get("rows", [])}
+    rows = [
+        {k: v for k, v in r.items() if k in fields[(r["scope"], r.get("window"))]}
+        for r in got.get("rows", [])
+        if (r["scope"], r.get("window")) in keep
+    ]
+    return diff(expected, {**got, "rows": rows}, float_tol)

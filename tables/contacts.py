@@ -29,7 +29,7 @@ from tables.events import (
     ContactClosed,
     ContactOffered,
 )
-from tables.windows import US
+from tables.windows import MINUTE_US, US
 
 KIND = "c"
 
@@ -48,6 +48,15 @@ class ContactBook:
         self.finished: deque[tuple[int, str]] = deque()
         #: live only: answered waits go here too, for the Prometheus histogram
         self.waits: list[tuple[str, str, float]] | None = None
+        defs = cfg.defs
+        self.short_abandon_us = defs.short_abandon_us
+        self._threshold_for = defs.threshold_for
+        self._thresholds: dict[tuple[str, str], int] = {}
+        #: accepted offers with a customer, (customer, ts, queue, channel), by minute:
+        #: what repeat contacts are found from (tables.repeats), kept for the repeat window
+        self.offers: dict[int, list[tuple[str, int, str, str]]] = {}
+        #: minutes whose offers changed since the last take_offer_minutes
+        self.offer_dirty: set[int] = set()
 
     def get(self, cid: str, clock: int) -> Contact | None:
         """The contact, unless the contract lets us treat it as forgotten."""
@@ -71,8 +80,35 @@ class ContactBook:
         c = self.contacts[cid] = Contact(ev.queue, ev.channel, ts)
         self.wait_add(cid, c)
         self._touch(cid, c)
-        self.cells.at(ts, ev.queue, ev.channel, NO_AGENT)[A.OFFERED] += 1
+        cell = self.cells.at(ts, ev.queue, ev.channel, NO_AGENT)
+        cell[A.OFFERED] += 1
+        if ev.customer_id is not None:
+            cell[A.OFFERED_CUST] += 1
+            offer = (ev.customer_id, ts, ev.queue, ev.channel)
+            self.add_offer(offer)
+            self.journal.offer(offer)
         return None
+
+    def add_offer(self, offer: tuple[str, int, str, str]) -> None:
+        minute = offer[1] // MINUTE_US
+        per = self.offers.get(minute)
+        if per is None:
+            per = self.offers[minute] = []
+        per.append(offer)
+        self.offer_dirty.add(minute)
+
+    def take_offer_minutes(self) -> set[int]:
+        dirty, self.offer_dirty = self.offer_dirty, set()
+        return dirty
+
+    def threshold(self, queue: str, channel: str) -> int:
+        """The service-level threshold of a contact (section 6.1), looked up once per
+        queue and channel."""
+        key = (queue, channel)
+        t = self._thresholds.get(key)
+        if t is None:
+            t = self._thresholds[key] = self._threshold_for(queue, channel)
+        return t
 
     def answered(self, ev: ContactAnswered, ts: int, clock: int) -> str | None:
         cid = ev.contact_id
@@ -88,7 +124,7 @@ class ContactBook:
         cell = self.cells.at(ts, c.queue, c.channel, ev.agent_id)
         cell[A.ANSWERED] += 1
         cell[A.WAIT_SUM] += wait
-        if wait <= self.cfg.sl_threshold_us:
+        if wait <= self.threshold(c.queue, c.channel):
             cell[A.WITHIN_SL] += 1
         sketch.add(cell[A.WAIT_SK], wait / US)
         if self.waits is not None:
@@ -106,7 +142,13 @@ class ContactBook:
         self.wait_del(cid)
         self.finished.append((ts, cid))
         self._touch(cid, c)
-        self.cells.at(ts, c.queue, c.channel, NO_AGENT)[A.ABANDONED] += 1
+        cell = self.cells.at(ts, c.queue, c.channel, NO_AGENT)
+        wait = ts - c.offered
+        if wait < self.short_abandon_us:  # a short abandon counts nowhere else
+            cell[A.SHORT_ABANDONED] += 1
+        else:
+            cell[A.ABANDONED] += 1
+            cell[A.ABANDON_SUM] += wait
         return None
 
     def closed(self, ev: ContactClosed, ts: int, clock: int) -> str | None:
@@ -201,6 +243,12 @@ class ContactBook:
             if c is not None and c.last == when and c.status >= ABANDONED:
                 del self.contacts[cid]
                 self._touch(cid, None)
+
+    def expire_offers(self, horizon: int) -> None:
+        """Offers before ``horizon`` can make no later contact a repeat any more."""
+        for minute in [m for m in self.offers if m < horizon // MINUTE_US]:
+            del self.offers[minute]
+            self.offer_dirty.add(minute)
 
     def drop_idle(self, horizon: int) -> None:
         """Unfinished contacts idle since before ``horizon``: producers forgot them."""

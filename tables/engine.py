@@ -5,18 +5,22 @@ entry the live worker uses; only the clock differs (an
 :class:`~tables.clock.EventClock`, or a :class:`~tables.clock.FixedClock` for
 ``--at``). Once per clock minute pending cells are rolled up and what the
 contract lets us forget is forgotten, so memory stays flat however long the
-input.
+input. Repeat contacts and the live SLA counts go through the same classes
+the whole-center view uses (:mod:`tables.repeats`, :mod:`tables.sla`), fed
+with this one state's offers and instants, and the snapshot is the same
+:func:`tables.center.build_snapshot`.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from tables import snapshot
+from tables.center import build_snapshot, sync_repeats
 from tables.clock import UNSET, Clock, EventClock, FixedClock
 from tables.events import decode, to_us
-from tables.live import CenterLive
+from tables.repeats import RepeatIndex
 from tables.rollup import Rollup
+from tables.sla import SlaCounter
 from tables.state import Config, PartitionState
 from tables.windows import MINUTE_US
 
@@ -33,6 +37,8 @@ class Replayer:
         )
         self.state = PartitionState(cfg)
         self.rollup = Rollup(cfg)
+        self.repeats = RepeatIndex(cfg.defs.repeat_window_us)
+        self.sla = SlaCounter()
         self._minute = _NO_MINUTE
         self._now = UNSET
         self.events = 0
@@ -63,20 +69,34 @@ class Replayer:
 
     def _tick(self, clock: int) -> None:
         """Once per clock minute: roll pending cells up and forget what expired."""
-        self.rollup.add_cells(self.state.take_cells())
+        self._roll()
         self.rollup.expire(clock)
         self.state.expire(clock)
+        self.repeats.expire(clock - self.cfg.retention_us - self.cfg.defs.repeat_window_us)
+        sync_repeats(self.repeats, self.rollup)
+
+    def _roll(self) -> None:
+        """Pending cells, offers and SLA instants into the roll-up, repeats and SLA counter,
+        the way the live view receives them: one partition (0), replaced minute by minute."""
+        self.rollup.add_cells(self.state.take_cells())
+        offers = self.state.contacts.offers
+        for minute in self.state.contacts.take_offer_minutes():
+            self.repeats.replace(0, minute, offers.get(minute))
+        sync_repeats(self.repeats, self.rollup)
+        deadlines = self.state.tickets.deadlines
+        for minute in deadlines.take_dirty():
+            self.sla.replace(0, minute, deadlines.records(minute))
 
     def snapshot(self) -> dict[str, Any]:
         # nothing valid seen: an empty snapshot at the epoch
         clock = self.clock.now if self.clock.seen() else 0
-        self.rollup.add_cells(self.state.take_cells())
-        windows = self.rollup.windows(clock)
-        return snapshot.build(
+        self._roll()
+        return build_snapshot(
             self.cfg,
             clock,
-            windows,
-            CenterLive([self.state.live_part()], clock),
+            self.rollup,
+            [self.state.live_part()],
+            self.sla,
             self.state.rejected,
             self.state.duplicates,
         )

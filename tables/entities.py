@@ -3,11 +3,12 @@ beyond the clock checks, shared by :mod:`tables.state` and the changelog codec."
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
 from typing import Any, Final
 
 from tables import aggregate as A
-from tables.windows import US
+from tables.definitions import Definitions
+from tables.windows import TODAY, US, Window, today
 
 DUPLICATE: Final = "duplicate"
 NO_AGENT: Final = ""
@@ -20,35 +21,62 @@ CLOSED: Final = 3
 OPEN: Final = 0
 RESOLVED: Final = 1
 
-#: The finest grain of a measurement, within a minute bucket: (queue, channel, agent).
-CellKey = tuple[str, str, str]
+#: The finest grain of a measurement, within a minute bucket: (queue, channel, agent,
+#: product). Time in agent states uses two more shapes (see :mod:`tables.agents`).
+CellKey = tuple[str, str, str, str]
 #: minute bucket -> cell -> aggregate
 Cells = dict[int, dict[CellKey, A.Agg]]
+NO_PRODUCT: Final = ""
+
+#: the windows of version 2, in row order
+DEFAULT_WINDOWS: Final = ("5m", "15m", "1h", "24h", TODAY)
 
 
-@dataclass(frozen=True)
+def window_minutes(name: str) -> int:
+    """``"15m"`` -> 15, ``"1h"`` -> 60, ``"2d"`` -> 2880 (whole minutes)."""
+    units = {"m": 1, "h": 60, "d": 1440}
+    if name and name[-1] in units and name[:-1].isdigit():
+        return int(name[:-1]) * units[name[-1]]
+    raise ValueError(f"window {name!r}: use whole minutes, hours or days (15m, 1h, 2d) or today")
+
+
 class Config:
-    """The contract's tunables, in engine units (microseconds)."""
+    """The contract's tunables, in engine units (microseconds), and the center's definitions."""
 
-    windows: tuple[tuple[str, int], ...] = (("5m", 5), ("15m", 15), ("1h", 60), ("24h", 1440))
-    retention_us: int = 86_400 * US
-    skew_us: int = 300 * US
-    sl_threshold_us: int = 20 * US
-    open_ttl_us: int = 7 * 86_400 * US
-
-    @classmethod
-    def from_settings(cls, s: Any) -> Config:
-        return cls(
-            windows=tuple(s.window_minutes.items()),
-            retention_us=s.retention_seconds * US,
-            skew_us=s.skew_seconds * US,
-            sl_threshold_us=round(s.sl_threshold_seconds * US),
-            open_ttl_us=s.open_entity_ttl_seconds * US,
+    def __init__(
+        self,
+        windows: Sequence[str] = DEFAULT_WINDOWS,
+        defs: Definitions | None = None,
+        retention_us: int = 86_400 * US,
+        skew_us: int = 300 * US,
+        open_ttl_us: int = 7 * 86_400 * US,
+    ) -> None:
+        self.defs = defs or Definitions()
+        self.calendar = self.defs.calendar()
+        self.windows: tuple[Window, ...] = tuple(
+            today(self.calendar) if name == TODAY else Window(name, window_minutes(name))
+            for name in windows
         )
+        self.window_names = tuple(w.name for w in self.windows)
+        self.retention_us = retention_us
+        self.skew_us = skew_us
+        self.open_ttl_us = open_ttl_us
+        #: the most buckets any window covers (minutes older than that are dropped)
+        self.largest_window = max(w.minutes for w in self.windows)
 
     @property
-    def largest_window(self) -> int:
-        return max(m for _, m in self.windows)
+    def sl_threshold_us(self) -> int:
+        return self.defs.threshold_us
+
+    @classmethod
+    def from_settings(cls, s: Any, defs: Definitions | None = None) -> Config:
+        return cls(
+            windows=tuple(s.window_names),
+            defs=defs,
+            retention_us=s.retention_seconds * US,
+            skew_us=s.skew_seconds * US,
+            open_ttl_us=s.open_entity_ttl_seconds * US,
+        )
 
 
 class Contact:
@@ -85,9 +113,13 @@ class Contact:
 
 
 class Ticket:
-    __slots__ = ("queue", "channel", "opened", "replied", "status", "last", "upto")
+    __slots__ = (
+        "queue", "channel", "opened", "replied", "status", "last", "upto", "product", "policy",
+    )
 
-    def __init__(self, queue: str, channel: str, opened: int) -> None:
+    def __init__(
+        self, queue: str, channel: str, opened: int, product: str = NO_PRODUCT, policy: int = -1
+    ) -> None:
         self.queue = queue
         self.channel = channel
         self.opened = opened
@@ -95,6 +127,9 @@ class Ticket:
         self.status = OPEN
         self.last = opened
         self.upto = -1
+        #: v2: the product it was opened with ("" none), the index of its SLA policy (-1 none)
+        self.product = product
+        self.policy = policy
 
     def to_wire(self) -> list[Any]:
         return [
@@ -105,10 +140,14 @@ class Ticket:
             self.status,
             self.last,
             self.upto,
+            self.product,
+            self.policy,
         ]
 
     @classmethod
     def from_wire(cls, w: list[Any]) -> Ticket:
         t = cls(w[0], w[1], w[2])
         t.replied, t.status, t.last, t.upto = w[3], w[4], w[5], w[6]
+        if len(w) > 7:  # written by version 1: no product, no policy
+            t.product, t.policy = w[7], w[8]
         return t

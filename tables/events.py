@@ -23,12 +23,14 @@ import msgspec
 import orjson
 
 from tables.schema import (  # noqa: F401 - re-exported: the events' vocabulary
+    AGENT_STATES,
     CHANNELS,
     DECODER,
     EVENT_TYPES,
     FUTURE_TS,
     INVALID_JSON,
     KINDS,
+    MAX_QUEUES,
     MAX_YEAR,
     MIN_YEAR,
     OUT_OF_ORDER,
@@ -40,6 +42,7 @@ from tables.schema import (  # noqa: F401 - re-exported: the events' vocabulary
     TS_DECODER,
     UNKNOWN_ENTITY,
     UNKNOWN_TYPE,
+    AgentState,
     Channel,
     ContactAbandoned,
     ContactAnswered,
@@ -49,6 +52,8 @@ from tables.schema import (  # noqa: F401 - re-exported: the events' vocabulary
     Id,
     Int64,
     Kind,
+    Queues,
+    State,
     SurveyResponse,
     SurveySent,
     TicketOpened,
@@ -161,6 +166,12 @@ def _field_ok(ann: object, v: object) -> bool:
         return v in CHANNELS and isinstance(v, str)
     if ann is Kind:
         return v in KINDS and isinstance(v, str)
+    if ann is State:
+        return v in AGENT_STATES and isinstance(v, str)
+    if ann == (Queues | None):
+        return v is None or (
+            isinstance(v, list) and len(v) <= MAX_QUEUES and all(_is_id(q) for q in v)
+        )
     raise AssertionError(f"no rule for {ann!r}")
 
 

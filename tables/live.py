@@ -1,11 +1,13 @@
 """Live state (the ``now`` rows of contract section 6): per partition, merged per scope.
 
 A partition's :class:`PartLive` holds only facts that do not depend on the
-clock (how many contacts wait per queue and channel and since when, how many
-tickets are open), so the live worker can write it once per batch and any
-worker can turn it into ``now`` rows at its own clock later. :class:`CenterLive`
-merges the parts of every partition and evaluates them at one clock; the
-catalogue (:mod:`tables.kpis`) reads its :class:`ScopeLive` values.
+clock -- how many contacts wait per queue and channel and since when, how many
+tickets are open per queue, channel and product, each agent's state, queues
+and since when -- so the live worker can write it once per batch and any worker
+can turn it into ``now`` rows at its own clock later. :class:`CenterLive`
+merges the parts of every partition, and the SLA counts
+(:class:`tables.sla.SlaCounter`), at one clock; the catalogue
+(:mod:`tables.kpis`) reads its :class:`ScopeLive` values.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from tables.agents import COUNTED, OFFLINE
+from tables.clock import UNSET
 from tables.windows import US
 
 ALL = "all"
@@ -24,17 +28,24 @@ class PartLive:
 
     #: (queue, channel, waiting, oldest offered ts in us)
     waiting: list[tuple[str, str, int, int]] = field(default_factory=list)
-    #: (queue, channel, open tickets)
-    open: list[tuple[str, str, int]] = field(default_factory=list)
+    #: (queue, channel, product, open tickets)
+    open: list[tuple[str, str, str, int]] = field(default_factory=list)
+    #: [agent, state, queues, interval start, state since, recent closed intervals]
+    agents: list[list[Any]] = field(default_factory=list)
 
     def to_wire(self) -> dict[str, Any]:
-        return {"w": [list(w) for w in self.waiting], "t": [list(t) for t in self.open]}
+        return {
+            "w": [list(w) for w in self.waiting],
+            "t": [list(t) for t in self.open],
+            "a": self.agents,
+        }
 
     @classmethod
     def from_wire(cls, data: dict[str, Any]) -> PartLive:
         return cls(
             [(q, ch, n, oldest) for q, ch, n, oldest in data.get("w", ())],
-            [(q, ch, n) for q, ch, n in data.get("t", ())],
+            [(q, ch, p, n) for q, ch, p, n in data.get("t", ())],
+            list(data.get("a", ())),
         )
 
 
@@ -42,10 +53,16 @@ class PartLive:
 class ScopeLive:
     """One scope's live values at a clock (what the catalogue's ``now`` KPIs read)."""
 
+    clock: int = 0
     waiting: int = 0
     oldest: int | None = None
     open_tickets: int = 0
-    clock: int = 0
+    #: logged in, available, busy, wrap-up, paused
+    agents: list[int] = field(default_factory=lambda: [0, 0, 0, 0, 0])
+    #: for an agent's own row: when its current state began (UNSET: never set)
+    since: int = UNSET
+    sla_breached: int = 0
+    sla_at_risk: int = 0
 
     @property
     def longest_wait(self) -> float:
@@ -53,15 +70,27 @@ class ScopeLive:
             return 0.0
         return max(0, self.clock - self.oldest) / US
 
+    @property
+    def state_seconds(self) -> float | None:
+        if self.since == UNSET:
+            return None
+        return max(0, self.clock - self.since) / US
+
     def active(self) -> bool:
-        """Live state that makes a ``now`` row exist on its own (section 7)."""
-        return bool(self.waiting or self.open_tickets)
+        """Live state that makes a ``now`` row exist on its own (section 7): waiting
+        contacts, open tickets, logged-in agents."""
+        return bool(self.waiting or self.open_tickets or self.agents[0])
 
 
 class CenterLive:
     """The merged live state of many partitions, at one clock."""
 
-    def __init__(self, parts: list[PartLive], clock: int) -> None:
+    def __init__(
+        self,
+        parts: list[PartLive],
+        clock: int,
+        sla: dict[tuple[str, str, str], tuple[int, int]] | None = None,
+    ) -> None:
         self.clock = clock
         self.scopes: dict[str, ScopeLive] = {}
         for part in parts:
@@ -71,9 +100,28 @@ class CenterLive:
                     s.waiting += n
                     if s.oldest is None or oldest < s.oldest:
                         s.oldest = oldest
-            for queue, channel, n in part.open:
-                for scope in (ALL, "queue:" + queue, "channel:" + channel):
+            for queue, channel, product, n in part.open:
+                for scope in _ticket_scopes(queue, channel, product):
                     self.scope(scope).open_tickets += n
+            for aid, state, queues, _, since, _ in part.agents:
+                self._agent(aid, state, queues, since)
+        for (queue, channel, product), (breached, at_risk) in (sla or {}).items():
+            for scope in _ticket_scopes(queue, channel, product):
+                s = self.scope(scope)
+                s.sla_breached += breached
+                s.sla_at_risk += at_risk
+
+    def _agent(self, aid: str, state: str, queues: list[str], since: int) -> None:
+        own = self.scope("agent:" + aid)
+        own.since = since
+        if state == OFFLINE:
+            return
+        where = (ALL, "agent:" + aid, *("queue:" + q for q in queues))
+        slot = COUNTED.index(state) + 1
+        for scope in where:
+            counts = self.scope(scope).agents
+            counts[0] += 1
+            counts[slot] += 1
 
     def scope(self, name: str) -> ScopeLive:
         s = self.scopes.get(name)
@@ -86,3 +134,8 @@ class CenterLive:
 
     def active_scopes(self) -> set[str]:
         return {name for name, s in self.scopes.items() if s.active()}
+
+
+def _ticket_scopes(queue: str, channel: str, product: str) -> tuple[str, ...]:
+    base = (ALL, "queue:" + queue, "channel:" + channel)
+    return base + ("product:" + product,) if product else base

@@ -84,11 +84,14 @@ class PartitionStore:
         state = PartitionState(cfg)
         state.load_records(st.checkpoint_records)
         state.load_ids(st.checkpoint_ids)
+        state.load_offers(st.checkpoint_offers)
         store = cls(cfg, partition, state, st)
         for o in st.minute_offsets.values():
             _bump(store.recover_upto, o)
-        for records, ids, o in st.logs:
+        for records, ids, offers, o in st.logs:
             state.load_records(records)
+            # An offer belongs to its contact's change: both are in this log or neither.
+            state.load_offers(offers)
             _bump(store.recover_upto, o)
             # Ids of a batch that never completed are left out: re-processing that
             # batch must not find its own messages already "seen".
@@ -198,6 +201,16 @@ class PartitionStore:
             for m in self.dirty_minutes
         ]
         out += [(C.partials_key(p, m), None) for m in self.dead_minutes]
+        offers = self.state.contacts.offers
+        for m in self.state.contacts.take_offer_minutes():
+            per = offers.get(m)
+            value = C.encode_offers(per) if per else None
+            out.append((C.partials_key(p, C.OFFERS, m), value))
+        deadlines = self.state.tickets.deadlines
+        for m in deadlines.take_dirty():
+            recs = deadlines.records(m)
+            value = C.encode_deadlines(recs) if recs else None
+            out.append((C.partials_key(p, C.DEADLINES, m), value))
         summary = C.Summary(
             self.state.live_part(), self.state.rejected, self.state.duplicates, self.processed
         )
@@ -220,10 +233,10 @@ class PartitionStore:
         out.append(
             (C.key("R", p), C.encode_counters(self.state.rejected, self.state.duplicates, co))
         )
-        records, ids = self.state.take_journal()
-        if records or ids:
+        records, ids, offers = self.state.take_journal()
+        if records or ids or offers:
             self.log_seq += 1
-            for i, chunk in enumerate(C.encode_log(records, ids, o)):
+            for i, chunk in enumerate(C.encode_log(records, ids, offers, o)):
                 k = C.key("L", p, f"{self.log_seq:012d}", i)
                 self.log_keys.append(k)
                 out.append((k, chunk))
@@ -238,10 +251,10 @@ class PartitionStore:
         Only after A: a checkpoint must not hold ids of a batch not applied yet."""
         p = self.partition
         self.checkpoint_seq += 1
-        records, ids = self.state.records()
+        records, ids, offers = self.state.records()
         out: list[Write] = []
         new_keys = []
-        for i, chunk in enumerate(C.encode_checkpoint(records, ids)):
+        for i, chunk in enumerate(C.encode_checkpoint(records, ids, offers)):
             k = C.key("K", p, self.checkpoint_seq, i)
             new_keys.append(k)
             out.append((k, chunk))

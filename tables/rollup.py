@@ -26,7 +26,8 @@ from collections.abc import Callable, Iterable
 from typing import Final
 
 from tables import aggregate as A
-from tables.state import NO_AGENT, CellKey, Cells, Config
+from tables.agents import AGENT_TIME, QUEUE_TIME
+from tables.entities import NO_AGENT, NO_PRODUCT, CellKey, Cells, Config
 from tables.windows import MINUTE_US
 
 ALL: Final = "all"
@@ -34,9 +35,18 @@ ScopeAggs = dict[str, A.Agg]
 CellAggs = dict[CellKey, A.Agg]
 
 
-def scopes_of(queue: str, channel: str, agent: str) -> tuple[str, ...]:
-    base = (ALL, "queue:" + queue, "channel:" + channel)
-    return base + ("agent:" + agent,) if agent != NO_AGENT else base
+def scopes_of(queue: str, channel: str, agent: str, product: str) -> tuple[str, ...]:
+    """The scopes a cell counts in (contract section 6)."""
+    if channel == AGENT_TIME:  # an agent's time in states: the center and the agent
+        return (ALL, "agent:" + agent)
+    if channel == QUEUE_TIME:  # the same time, for one queue of the interval's list
+        return ("queue:" + queue,)
+    out: tuple[str, ...] = (ALL, "queue:" + queue, "channel:" + channel)
+    if agent != NO_AGENT:
+        out += ("agent:" + agent,)
+    if product != NO_PRODUCT:
+        out += ("product:" + product,)
+    return out
 
 
 def _fold(dst: CellAggs, src: CellAggs, op: Callable[[A.Agg, A.Agg], None]) -> None:
@@ -52,7 +62,7 @@ class Rollup:
         self.cfg = cfg
         #: minute -> partition -> cell -> aggregate
         self.minutes: dict[int, dict[int, CellAggs]] = {}
-        self.running: dict[str, CellAggs] = {name: {} for name, _ in cfg.windows}
+        self.running: dict[str, CellAggs] = {w.name: {} for w in cfg.windows}
         #: the clock minute ``running`` is valid for (None: not built yet)
         self.at: int | None = None
         self._scopes: dict[CellKey, tuple[str, ...]] = {}
@@ -97,9 +107,9 @@ class Rollup:
         at = self.at
         if at is None:
             return
-        for name, n in self.cfg.windows:
-            if at - n < minute <= at:
-                _fold(self.running[name], cells, op)
+        for w in self.cfg.windows:
+            if w.first(at) <= minute <= at:
+                _fold(self.running[w.name], cells, op)
 
     # --- windows --------------------------------------------------------------------------------
     def windows(self, clock_us: int) -> dict[str, ScopeAggs]:
@@ -127,10 +137,14 @@ class Rollup:
         if at is None or minute < at or minute - at >= self.cfg.largest_window:
             self._rebuild(minute)
             return
-        for name, n in self.cfg.windows:
-            run = self.running[name]
-            self._apply(run, range(at - n + 1, min(minute - n + 1, at + 1)), A.subtract)
-            self._apply(run, range(max(at + 1, minute - n + 1), minute + 1), A.merge)
+        for w in self.cfg.windows:
+            run = self.running[w.name]
+            old_first, new_first = w.first(at), w.first(minute)
+            if new_first < old_first:  # a window that grew backwards: start afresh
+                self._rebuild(minute)
+                return
+            self._apply(run, range(old_first, min(new_first, at + 1)), A.subtract)
+            self._apply(run, range(max(at + 1, new_first), minute + 1), A.merge)
             for key in [k for k, agg in run.items() if A.is_zero(agg)]:
                 del run[key]
         self.at = minute
@@ -147,13 +161,14 @@ class Rollup:
     def _rebuild(self, minute: int) -> None:
         # Newest minute first, one running sum, copied out as each window is complete:
         # every cell is merged once however many windows cover it.
-        ordered = sorted(self.cfg.windows, key=lambda w: w[1])
+        ordered = sorted(self.cfg.windows, key=lambda w: -w.first(minute))
         acc: CellAggs = {}
-        done = 0
-        for name, n in ordered:
-            self._apply(acc, range(minute - n + 1, minute - done + 1), A.merge)
-            done = n
-            self.running[name] = {k: A.copy(v) for k, v in acc.items()}
+        done = minute + 1  # minutes >= done are in acc
+        for w in ordered:
+            first = w.first(minute)
+            self._apply(acc, range(first, done), A.merge)
+            done = min(done, first)
+            self.running[w.name] = {k: A.copy(v) for k, v in acc.items()}
         self.at = minute
 
     def expire(self, clock_us: int) -> None:

@@ -33,6 +33,9 @@ REASONS: Final = (
 )
 
 CHANNELS: Final = ("voice", "chat", "email", "messaging", "social")
+AGENT_STATES: Final = ("available", "busy", "wrap_up", "paused", "offline")
+#: at most this many queue names in an agent_state's ``queues``, as sent (repeats included)
+MAX_QUEUES: Final = 100
 KINDS: Final = ("csat", "nps", "ces")
 SCORE_RANGE: Final = {"csat": (1, 5), "nps": (0, 10), "ces": (1, 7)}
 
@@ -41,6 +44,8 @@ Id = Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
 Int64 = Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)]
 Ts = Annotated[dt.datetime, msgspec.Meta(tz=True)]
 Channel = Literal["voice", "chat", "email", "messaging", "social"]
+State = Literal["available", "busy", "wrap_up", "paused", "offline"]
+Queues = Annotated[list[Id], msgspec.Meta(max_length=100)]
 Kind = Literal["csat", "nps", "ces"]
 
 #: Years a timestamp may carry: an epoch clock has no place for earlier ones.
@@ -81,8 +86,8 @@ class TicketOpened(_Event, tag="ticket_opened"):
     queue: Id
     channel: Channel
     customer_id: Id | None = None
-    priority: str | None = None
-    product: str | None = None
+    priority: Id | None = None
+    product: Id | None = None
 
 
 class TicketReplied(_Event, tag="ticket_replied"):
@@ -124,6 +129,14 @@ class SurveyResponse(_Event, tag="survey_response"):
     ticket_id: Id | None = None
 
 
+# Agents (v2) -----------------------------------------------------------------------------------
+class AgentState(_Event, tag="agent_state"):
+    agent_id: Id
+    state: State
+    queues: Queues | None = None
+    reason: Id | None = None
+
+
 Event = (
     ContactOffered
     | ContactAnswered
@@ -135,6 +148,7 @@ Event = (
     | TicketReopened
     | SurveySent
     | SurveyResponse
+    | AgentState
 )
 EVENT_TYPES: Final[dict[str, type[_Event]]] = {
     c.__struct_config__.tag: c  # type: ignore[misc]
@@ -149,6 +163,7 @@ EVENT_TYPES: Final[dict[str, type[_Event]]] = {
         TicketReopened,
         SurveySent,
         SurveyResponse,
+        AgentState,
     )
 }
 

@@ -1,9 +1,12 @@
 """The snapshot of contract section 7, built from window aggregates and live state.
 
-Row order: ``all``, then queues, channels and agents, each group sorted by
-name; within a scope the configured windows in order, then ``now``. Which KPIs
-a row carries, and where they are ``null``, is the catalogue's
-(:mod:`tables.kpis`).
+Row order: ``all``, then queues, channels, agents and products, each group
+sorted by name; within a scope the configured windows in order, then ``now``.
+Which KPIs a row carries, and where they are ``null``, is the catalogue's
+(:mod:`tables.kpis`). A scope has windowed rows when any window holds a
+measurement of it (time in an agent state included); its ``now`` row exists
+then too, or on live state alone (waiting contacts, open tickets, logged-in
+agents), and ``all`` always has one (section 7).
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from tables import kpis
 from tables.live import CenterLive
 from tables.state import Config
 
-_GROUPS = ("all", "queue:", "channel:", "agent:")
+_GROUPS = ("all", "queue:", "channel:", "agent:", "product:")
 
 
 def format_ts(ts_us: int) -> str:
@@ -47,18 +50,18 @@ def build(
     bucketed: set[str] = set()
     for per_scope in windows.values():
         bucketed.update(s for s, agg in per_scope.items() if A.has_measurement(agg))
-    live_scopes = {s for s in live.active_scopes() if not s.startswith("agent:")}
-    scopes = sorted(bucketed | live_scopes | {"all"}, key=scope_order)
+    scopes = sorted(bucketed | live.active_scopes() | {"all"}, key=scope_order)
+    ctx = kpis.Context(hourly_cost=cfg.defs.agent_hourly_cost)
     empty = A.initialize()
     rows: list[dict[str, Any]] = []
     for scope in scopes:
         kind = kpis.scope_kind(scope)
         if scope in bucketed:
-            for name, _ in cfg.windows:
-                agg = windows[name].get(scope, empty)
-                rows.append({"scope": scope, "window": name, **kpis.bucketed_row(agg, kind)})
-        if kind != kpis.AGENT:
-            rows.append({"scope": scope, "window": "now", **kpis.live_row(live.get(scope), kind)})
+            for w in cfg.windows:
+                agg = windows[w.name].get(scope, empty)
+                rows.append({"scope": scope, "window": w.name,
+                             **kpis.bucketed_row(agg, kind, ctx)})
+        rows.append({"scope": scope, "window": "now", **kpis.live_row(live.get(scope), kind, ctx)})
     return {
         "as_of": format_ts(clock_us),
         "rows": rows,

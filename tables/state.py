@@ -20,6 +20,7 @@ from __future__ import annotations
 from typing import Any
 
 from tables import aggregate as A
+from tables.agents import AgentBook
 from tables.cells import CellBuffer, Journal
 from tables.clock import Clock
 from tables.contacts import ContactBook
@@ -39,6 +40,7 @@ from tables.entities import (  # noqa: F401 - re-exported: the state's vocabular
     Ticket,
 )
 from tables.events import (
+    AgentState,
     ContactAbandoned,
     ContactAnswered,
     ContactClosed,
@@ -55,7 +57,7 @@ from tables.events import (
 )
 from tables.live import PartLive
 from tables.tickets import TicketBook
-from tables.windows import US
+from tables.windows import MINUTE_US, US
 
 _CONTACT_EVENTS = (ContactOffered, ContactAnswered, ContactAbandoned, ContactClosed)
 _TICKET_EVENTS = (TicketOpened, TicketReplied, TicketResolved, TicketReopened)
@@ -70,6 +72,7 @@ class PartitionState:
         self.journal = Journal()
         self.contacts = ContactBook(cfg, self.buffer, self.journal)
         self.tickets = TicketBook(cfg, self.buffer, self.journal)
+        self.agents = AgentBook(cfg.skew_us, self.buffer, self.journal)
         #: event_id -> event time (us); insertion order is roughly time order, which expiry uses.
         self.seen: dict[str, int] = {}
         self.rejected: dict[str, int] = {}
@@ -142,6 +145,8 @@ class PartitionState:
             reason = self._sent(ev, ts)
         elif type(ev) is SurveyResponse:
             reason = self._response(ev, ts)
+        elif type(ev) is AgentState:
+            reason = self.agents.state(ev, ts, clock)
         elif type(ev) is TicketReopened:
             reason = self.tickets.reopened(ev, ts, clock)
         else:
@@ -199,11 +204,13 @@ class PartitionState:
         ev = decode(raw)
         if isinstance(ev, str):
             return False
-        ent: Contact | Ticket | None = None
+        ent: Any = None
         if isinstance(ev, _CONTACT_EVENTS):
             ent = self.contacts.contacts.get(ev.contact_id)
         elif isinstance(ev, _TICKET_EVENTS):
             ent = self.tickets.tickets.get(ev.ticket_id)
+        elif isinstance(ev, AgentState):
+            ent = self.agents.agents.get(ev.agent_id)
         if ent is None or ent.upto < offset:
             return False
         self.seen[ev.event_id] = to_us(ev.ts)
@@ -226,18 +233,27 @@ class PartitionState:
         """The input offset of the message about to be fed (stamped on what it changes)."""
         self.journal.offset = offset
 
-    def take_journal(self) -> tuple[list[list[Any]], list[tuple[str, int]]]:
-        """Entity records ``[kind, id, wire-or-None]`` and new ids since the last call."""
-        dirty, ids = self.journal.take()
+    def take_journal(
+        self,
+    ) -> tuple[list[list[Any]], list[tuple[str, int]], list[tuple[str, int, str, str]]]:
+        """Entity records ``[kind, id, wire-or-None]``, new ids and new customer offers since
+        the last call."""
+        dirty, ids, offers = self.journal.take()
         records = [self._book(kind).record(key) for kind, key in dirty]
-        return records, ids
+        return records, ids, offers
 
-    def _book(self, kind: str) -> ContactBook | TicketBook:
-        return self.contacts if kind == "c" else self.tickets
+    def _book(self, kind: str) -> ContactBook | TicketBook | AgentBook:
+        if kind == "c":
+            return self.contacts
+        return self.tickets if kind == "t" else self.agents
 
-    def records(self) -> tuple[list[list[Any]], list[tuple[str, int]]]:
-        """Every entity record and every remembered id (a checkpoint)."""
-        return self.contacts.records() + self.tickets.records(), list(self.seen.items())
+    def records(
+        self,
+    ) -> tuple[list[list[Any]], list[tuple[str, int]], list[tuple[str, int, str, str]]]:
+        """Every entity record, remembered id and kept offer (a checkpoint)."""
+        records = self.contacts.records() + self.tickets.records() + self.agents.records()
+        offers = [o for per in self.contacts.offers.values() for o in per]
+        return records, list(self.seen.items()), offers
 
     def load_records(self, records: list[list[Any]]) -> None:
         """Entity records as :meth:`records` / :meth:`take_journal` wrote them (None: gone)."""
@@ -246,6 +262,10 @@ class PartitionState:
 
     def load_ids(self, ids: list[list[Any]] | list[tuple[str, int]]) -> None:
         self.seen.update((eid, ts) for eid, ts in ids)
+
+    def load_offers(self, offers: list[list[Any]] | list[tuple[str, int, str, str]]) -> None:
+        for customer, ts, queue, channel in offers:
+            self.contacts.add_offer((customer, ts, queue, channel))
 
     def load_counts(self, rejected: dict[str, int], duplicates: int) -> None:
         self.rejected, self.duplicates = dict(rejected), duplicates
@@ -259,12 +279,15 @@ class PartitionState:
     # --- live state and expiry --------------------------------------------------------------------
     def live_part(self) -> PartLive:
         """This partition's share of the ``now`` rows (clock-free, see :mod:`tables.live`)."""
-        return PartLive(self.contacts.live(), self.tickets.live())
+        return PartLive(self.contacts.live(), self.tickets.live(), self.agents.live())
 
     def expire(self, clock: int) -> None:
         """Forget what the contract lets us forget, so memory stays flat."""
         cutoff = clock - self.cfg.retention_us
         self.contacts.expire(cutoff)
+        self.contacts.expire_offers(cutoff - self.cfg.defs.repeat_window_us)
+        if self.agents.clip:  # time older than every window is never read: do not spread it
+            self.agents.floor_minute = clock // MINUTE_US - self.cfg.largest_window + 1
         self.tickets.expire(cutoff)
         dead = []
         for eid, ts in self.seen.items():

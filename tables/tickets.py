@@ -3,7 +3,11 @@
 Contract sections 3-4 and 6: a ticket is replied to or resolved only while
 open, reopened only while resolved (and resolved again after that); only the
 first reply of a ticket's life is measured, and a resolution counts from the
-ticket's original opening, reopenings included.
+ticket's original opening, reopenings included. Version 2: a ticket opened
+with a ``product`` measures into that product's scope too (the product is the
+fourth field of its cells), and its SLA policy, taken at opening, decides
+whether its first reply and resolution met their targets and when, as an open
+ticket, it breaches (:mod:`tables.sla`).
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from tables.events import (
     TicketReplied,
     TicketResolved,
 )
+from tables.sla import NO_POLICY, DeadlineIndex, SlaClock, running
 from tables.windows import US
 
 KIND = "t"
@@ -34,8 +39,12 @@ class TicketBook:
         self.cells = cells
         self.journal = journal
         self.tickets: dict[str, Ticket] = {}
-        #: open tickets per (queue, channel)
-        self.open: dict[tuple[str, str], int] = {}
+        #: open tickets per (queue, channel, product)
+        self.open: dict[tuple[str, str, str], int] = {}
+        self.sla = SlaClock(cfg.defs)
+        self.has_sla = bool(cfg.defs.sla)
+        #: open tickets with a running target, by the minutes of their instants
+        self.deadlines = DeadlineIndex()
         #: (resolution time, id) in resolution order, for forgetting resolved tickets
         self.finished: deque[tuple[int, str]] = deque()
 
@@ -51,12 +60,22 @@ class TicketBook:
         self.journal.touch(KIND, tid, t)
 
     def _open_delta(self, t: Ticket, delta: int) -> None:
-        key = (t.queue, t.channel)
+        key = (t.queue, t.channel, t.product)
         left = self.open.get(key, 0) + delta
         if left:
             self.open[key] = left
         else:
             self.open.pop(key, None)
+
+    def _deadline(self, tid: str, t: Ticket) -> None:
+        """Where this ticket stands among the open tickets with a running SLA target."""
+        if t.policy == NO_POLICY:
+            return
+        if t.status != OPEN:
+            self.deadlines.drop(tid)
+            return
+        breach, risk = running(self.sla.instants(t.policy, t.opened), t.replied)
+        self.deadlines.put(tid, (t.queue, t.channel, t.product), breach, risk)
 
     # --- lifecycle ------------------------------------------------------------------------------
     def opened(self, ev: TicketOpened, ts: int, clock: int) -> str | None:
@@ -67,10 +86,14 @@ class TicketBook:
                 return OUT_OF_ORDER
             if old.status == OPEN:  # opened again: a new life for the same id
                 self._open_delta(old, -1)
-        t = self.tickets[tid] = Ticket(ev.queue, ev.channel, ts)
+        product = ev.product or ""
+        policy = self.sla.policy_for(ev.priority, ev.queue) if self.has_sla else NO_POLICY
+        t = self.tickets[tid] = Ticket(ev.queue, ev.channel, ts, product, policy)
         self._open_delta(t, +1)
+        self.deadlines.drop(tid)
+        self._deadline(tid, t)
         self._touch(tid, t)
-        self.cells.at(ts, ev.queue, ev.channel, NO_AGENT)[A.OPENED] += 1
+        self.cells.at(ts, ev.queue, ev.channel, NO_AGENT, product)[A.OPENED] += 1
         return None
 
     def replied(self, ev: TicketReplied, ts: int, clock: int) -> str | None:
@@ -84,9 +107,15 @@ class TicketBook:
         self._touch(tid, t)
         if not t.replied:  # only the first reply in the ticket's life is measured
             t.replied = True
-            cell = self.cells.at(ts, t.queue, t.channel, ev.agent_id)
+            cell = self.cells.at(ts, t.queue, t.channel, ev.agent_id, t.product)
             cell[A.FIRST_REPLIES] += 1
             cell[A.FIRST_REPLY_SUM] += ts - t.opened
+            within = self.sla.within(t.policy, t.opened, ts, True)
+            if within is not None:
+                cell[A.FR_SLA_N] += 1
+                if within:
+                    cell[A.FR_SLA_OK] += 1
+            self._deadline(tid, t)
         return None
 
     def resolved(self, ev: TicketResolved, ts: int, clock: int) -> str | None:
@@ -99,14 +128,20 @@ class TicketBook:
         t.status, t.last = RESOLVED, ts
         self._open_delta(t, -1)
         self.finished.append((ts, tid))
+        self._deadline(tid, t)
         self._touch(tid, t)
-        cell = self.cells.at(ts, t.queue, t.channel, ev.agent_id or NO_AGENT)
+        cell = self.cells.at(ts, t.queue, t.channel, ev.agent_id or NO_AGENT, t.product)
         cell[A.RESOLVED] += 1
         took = ts - t.opened  # from the original opening, reopenings included
         cell[A.RESOLUTION_SUM] += took
         sketch.add(cell[A.RES_SK], took / US)
         if ev.contacts == 1:
             cell[A.FCR] += 1
+        within = self.sla.within(t.policy, t.opened, ts, False)
+        if within is not None:
+            cell[A.RES_SLA_N] += 1
+            if within:
+                cell[A.RES_SLA_OK] += 1
         return None
 
     def reopened(self, ev: TicketReopened, ts: int, clock: int) -> str | None:
@@ -118,13 +153,14 @@ class TicketBook:
             return OUT_OF_ORDER
         t.status, t.last = OPEN, ts
         self._open_delta(t, +1)
+        self._deadline(tid, t)
         self._touch(tid, t)
-        self.cells.at(ts, t.queue, t.channel, NO_AGENT)[A.REOPENED] += 1
+        self.cells.at(ts, t.queue, t.channel, NO_AGENT, t.product)[A.REOPENED] += 1
         return None
 
-    def live(self) -> list[tuple[str, str, int]]:
-        """(queue, channel, open tickets) of every queue and channel with open tickets."""
-        return [(q, ch, n) for (q, ch), n in self.open.items()]
+    def live(self) -> list[tuple[str, str, str, int]]:
+        """(queue, channel, product, open tickets) of every group with open tickets."""
+        return [(q, ch, p, n) for (q, ch, p), n in self.open.items()]
 
     # --- changelog records ------------------------------------------------------------------------
     def record(self, tid: str) -> list[Any]:
@@ -142,12 +178,14 @@ class TicketBook:
 
     def rebuild(self) -> None:
         self.open = {}
+        self.deadlines = DeadlineIndex()
         fin: list[tuple[int, str]] = []
         for tid, t in self.tickets.items():
             if t.status == RESOLVED:
                 fin.append((t.last, tid))
             else:
                 self._open_delta(t, +1)
+                self._deadline(tid, t)
         self.finished = deque(sorted(fin))
 
     # --- forgetting -------------------------------------------------------------------------------
@@ -164,4 +202,5 @@ class TicketBook:
     def drop_idle(self, horizon: int) -> None:
         for tid in [k for k, t in self.tickets.items() if t.status == OPEN and t.last < horizon]:
             self._open_delta(self.tickets.pop(tid), -1)
+            self.deadlines.drop(tid)
             self._touch(tid, None)

@@ -179,6 +179,10 @@ def test_zero_denominators_are_null_and_counts_zero() -> None:
         "abandonment_rate", "asa_seconds", "wait_p50_seconds", "wait_p90_seconds",
         "wait_p95_seconds", "service_level", "aht_seconds", "first_reply_seconds",
         "resolution_seconds", "resolution_p90_seconds", "fcr_rate", "csat", "nps", "ces",
+        # v2: nothing to divide by either (no abandon, no agent time, no SLA policy,
+        # no customer, no cost defined)
+        "abandon_seconds", "occupancy", "first_reply_sla_rate", "resolution_sla_rate",
+        "repeat_contact_rate", "cost_per_contact",
     }
     counts = [k for k in KPI_FIELDS if k.startswith(("contacts_", "tickets_")) or
               k.endswith("_responses")]
@@ -206,7 +210,10 @@ def test_agent_rows() -> None:
     assert a["abandonment_rate"] == 0.0  # 0 / (1 + 0)
     assert (a["tickets_resolved"], a["first_reply_seconds"], a["fcr_rate"]) == (1, 30.0, 1.0)
     assert (a["csat_responses"], a["csat"], a["survey_response_rate"]) == (1, 1.0, None)
-    assert not [x for x in s["rows"] if x["scope"] == "agent:a1" and x["window"] == "now"]
+    # v2: the agent's now row, with no agent_state ever: logged out, state never set
+    now = row(s, "agent:a1", "now")
+    assert (now["agents_logged_in"], now["state_seconds"], now["contacts_waiting"],
+            now["open_tickets"]) == (0, None, None, None)
 
 
 # --- live state -------------------------------------------------------------------------------
@@ -218,7 +225,7 @@ def test_now_rows() -> None:
     ]
     s = snap_of(events, at=600)
     live = {r["scope"]: (r["contacts_waiting"], r["longest_wait_seconds"], r["open_tickets"])
-            for r in s["rows"] if r["window"] == "now"}
+            for r in s["rows"] if r["window"] == "now" and not r["scope"].startswith("agent:")}
     assert live == {
         "all": (2, 500.0, 2),  # 600 - 100 (c3)
         "queue:billing": (1, 500.0, 1),
@@ -254,12 +261,12 @@ def test_row_order_and_existence() -> None:
     ]
     s = snap_of(events, at=1170)
     got = [(r["scope"], r["window"]) for r in s["rows"]]
-    full = ["5m", "15m", "1h", "24h", "now"]
+    full = ["5m", "15m", "1h", "24h", "today", "now"]
     want = [("all", w) for w in full] + [("queue:a", w) for w in full]
     want += [("queue:b", w) for w in full] + [("queue:stale", "now")]
     want += [("channel:chat", w) for w in full] + [("channel:messaging", "now")]
     want += [("channel:voice", w) for w in full]
-    want += [(f"agent:{a}", w) for a in ("m", "z") for w in full[:4]]  # agents have no now row
+    want += [(f"agent:{a}", w) for a in ("m", "z") for w in full]
     assert got == want
     assert row(s, "queue:stale", "now")["open_tickets"] == 1
     assert not [r for r in s["rows"] if r["scope"] in ("queue:old", "channel:social",
@@ -268,7 +275,9 @@ def test_row_order_and_existence() -> None:
 
 def test_all_now_row_always_present() -> None:
     empty = {"scope": "all", "window": "now", "contacts_waiting": 0,
-             "longest_wait_seconds": 0.0, "open_tickets": 0}
+             "longest_wait_seconds": 0.0, "open_tickets": 0, "agents_logged_in": 0,
+             "agents_available": 0, "agents_busy": 0, "agents_wrap_up": 0, "agents_paused": 0,
+             "state_seconds": None, "tickets_sla_breached": 0, "tickets_sla_at_risk": 0}
     r = Replayer(Config())
     assert r.snapshot()["rows"] == [empty]
     r = Replayer(Config(), at_us=to_us(T0))

@@ -109,9 +109,10 @@ def test_merge_in_any_order_and_grouping(stream: list[Any], data: st.DataObject)
 
 
 # --- cells given directly ---------------------------------------------------------------------
-CFG = Config(windows=(("2m", 2), ("5m", 5), ("10m", 10)))
-KEYS: tuple[CellKey, ...] = (("q1", "voice", ""), ("q1", "chat", "a1"), ("q2", "voice", "a2"),
-                             ("q2", "email", ""))
+CFG = Config(windows=("2m", "5m", "10m"))
+KEYS: tuple[CellKey, ...] = (("q1", "voice", "", ""), ("q1", "chat", "a1", ""),
+                             ("q2", "voice", "a2", ""),
+                             ("q2", "email", "", "prod"))
 M0 = T0_US // MINUTE_US
 #: (minute offset from the arrival clock, key index, counters, waits, resolutions)
 CellSpec = tuple[int, int, tuple[int, ...], tuple[float, ...], tuple[float, ...]]

@@ -11,11 +11,12 @@ from typing import BinaryIO
 import orjson
 import typer
 
+from stream_app.definitions import load_definitions
 from stream_app.settings import get_settings
+from tables.definitions import DefinitionsError
 from tables.engine import Replayer
-from tables.events import parse_ts
+from tables.events import parse_ts, to_us
 from tables.state import Config
-from tables.windows import US
 
 _CHUNK = 1 << 20
 
@@ -51,15 +52,28 @@ def gc_paused() -> Iterator[None]:
             gc.enable()
 
 
-def replay_paths(paths: list[str], at: str | None = None, cfg: Config | None = None) -> Replayer:
-    cfg = cfg or Config.from_settings(get_settings())
-    at_us = None
-    if at is not None:
-        ts = parse_ts(at)
-        if ts is None:
-            raise typer.BadParameter(f"--at {at!r} is not an ISO-8601 time with an offset or Z")
-        at_us = round(ts.timestamp() * US)
-    rep = Replayer(cfg, at_us)
+def config(definitions: str | None = None) -> Config:
+    """The engine's configuration: settings, and the definitions of ``definitions`` (a file)
+    or else of ``KPI_RULES_FILE``. A broken definitions file stops here, naming the key."""
+    settings = get_settings()
+    try:
+        defs = load_definitions(definitions or settings.rules_file or None, settings)
+    except DefinitionsError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    return Config.from_settings(settings, defs)
+
+
+def parse_at(at: str | None) -> int | None:
+    if at is None:
+        return None
+    ts = parse_ts(at)
+    if ts is None:
+        raise typer.BadParameter(f"--at {at!r} is not an ISO-8601 time with an offset or Z")
+    return to_us(ts)
+
+
+def feed_paths(rep: Replayer, paths: list[str]) -> None:
+    """Stream JSONL files (``-``: stdin) through the engine, 1 MiB at a time."""
     for path in paths:
         stream: BinaryIO = sys.stdin.buffer if path == "-" else open(path, "rb")  # noqa: SIM115
         try:
@@ -71,12 +85,20 @@ def replay_paths(paths: list[str], at: str | None = None, cfg: Config | None = N
         finally:
             if stream is not sys.stdin.buffer:
                 stream.close()
+
+
+def replay_paths(
+    paths: list[str], at: str | None = None, cfg: Config | None = None,
+    definitions: str | None = None,
+) -> Replayer:
+    rep = Replayer(cfg or config(definitions), parse_at(at))
+    feed_paths(rep, paths)
     return rep
 
 
-def run_replay(paths: list[str], at: str | None, fmt: str) -> None:
+def run_replay(paths: list[str], at: str | None, fmt: str, definitions: str | None = None) -> None:
     try:
-        snap = replay_paths(paths, at).snapshot()
+        snap = replay_paths(paths, at, definitions=definitions).snapshot()
     except OSError as exc:
         raise typer.BadParameter(f"cannot read {exc.filename}: {exc.strerror}") from exc
     if fmt == "json":

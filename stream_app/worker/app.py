@@ -16,6 +16,7 @@ from typing import Any
 import faust
 from prometheus_client import CollectorRegistry
 
+from stream_app.definitions import load_definitions
 from stream_app.kafka.client import client_kwargs
 from stream_app.logs import LOGGING_CONFIG
 from stream_app.outputs.alerts import AlertService
@@ -48,7 +49,7 @@ def broker_url(bootstrap: str) -> str:
 
 def create_app(settings: Settings | None = None) -> KpiApp:
     settings = settings or get_settings()
-    cfg = Config.from_settings(settings)
+    cfg = Config.from_settings(settings, load_definitions(settings.rules_file or None, settings))
     rules = load_rules(settings.rules_file or None, settings.window_names)
     app = KpiApp(
         settings.app_id,
