@@ -2,8 +2,11 @@
 
 Kept apart from the realistic stream so each can be read on its own. ``BadEvents`` is
 mixed into the generator: it reads the generator's recent entities and its random
-source, so bad events are as deterministic as good ones. Leaf module (no project
-imports), which is why the small contract vocabulary shared with the generator
+source, so bad events are as deterministic as good ones. Version 2 of the contract
+brought agent states and id-typed ticket fields, so there are bad ones of those too:
+an unknown state, a queue list that is no list of ids, a non-string priority or
+product, an agent state stamped before the agent's previous one. Leaf module (no
+project imports), which is why the small contract vocabulary shared with the generator
 lives here too.
 """
 
@@ -28,7 +31,8 @@ OPEN, RESOLVED = range(2)  # ticket states
 BAD_VARIANTS: dict[str, tuple[str, ...]] = {
     "invalid_json": ("truncated", "array", "number", "bad_utf8"),
     "schema": ("missing_field", "wrong_type", "empty_id", "long_id", "bad_ts",
-               "unknown_channel", "unknown_kind"),
+               "unknown_channel", "unknown_kind", "unknown_state", "queues_not_array",
+               "queues_empty_id", "ticket_id_fields"),
     "unknown_type": ("contact_transferred", "ticket_escalated", "survey_clicked", "agent_login"),
     "out_of_range": ("csat", "nps", "ces", "contacts_zero"),
     "too_late": ("offered", "opened", "response", "closed"),
@@ -37,7 +41,7 @@ BAD_VARIANTS: dict[str, tuple[str, ...]] = {
     "unknown_entity": ("ghost_answer", "ghost_resolve", "second_close", "answer_after_abandon",
                        "reply_to_resolved", "reopen_open"),
     "out_of_order": ("close_before_answer", "answer_before_offer", "reply_before_last",
-                     "resolve_before_last"),
+                     "resolve_before_last", "agent_state_before_last"),
 }
 BAD_REASONS = tuple(BAD_VARIANTS)
 BAD_TS = ("yesterday", "2026-02-30T10:00:00Z", "2026-11-22T25:61:00Z", "22/11/2026 10:00")
@@ -62,9 +66,10 @@ class BadEvents:
     n_ev: itertools.count[int]
     bad_rate: float
     n_good: int
-    queue_names: tuple[str, ...]
+    queue_names: list[str]
     recent_good: deque[bytes]
-    waiting: deque[Any]
+    agents: list[Any]
+    waiting_recent: deque[Any]
     answered: deque[Any]
     closed: deque[Any]
     abandoned: deque[Any]
@@ -72,14 +77,20 @@ class BadEvents:
     resolved: deque[Any]
     _push: Callable[[float, int, Any], None]
     _id: Callable[[str], str]
-    _agent: Callable[[str], int]
+    _worker: Callable[[int], Any]
+    _clock: Callable[[float], float]
+    out: list[tuple[float, bytes, str | None]]
     BAD_ACTION: int
 
-    def _bad(self, t: float, _: Any) -> tuple[float, bytes, str] | None:
+    def _bad(self, t: float, _: Any) -> None:
+        """``t`` and ``bad_rate`` are on the model's clock; the bad event, on event time:
+        late, future and out-of-order offsets are about the consumer's clock, not the
+        center's pace."""
         rng = self.rng
         self._push(t + rng.expovariate(self.bad_rate), self.BAD_ACTION, None)
+        t = self._clock(t)
         if not self.n_good:
-            return None  # no clock yet downstream: a too_late event could still be accepted
+            return  # no clock yet downstream: a too_late event could still be accepted
         reason = rng.choice(BAD_REASONS)
         variants = list(BAD_VARIANTS[reason])
         first = rng.choice(variants)
@@ -88,8 +99,8 @@ class BadEvents:
         for variant in (first, *variants):  # fall back when no entity fits the variant yet
             data = self._make_bad(t, reason, variant)
             if data is not None:
-                return t, data, f"{reason}/{variant}"
-        return None
+                self.out.append((t, data, f"{reason}/{variant}"))
+                return
 
     def _pick(self, pool: deque[Any], state: int) -> Any:
         for _ in range(6):
@@ -100,10 +111,19 @@ class BadEvents:
                 return ent
         return None
 
+    def _pick_agent(self) -> Any:
+        """An agent with a state already sent: only it can get one out of order."""
+        for _ in range(6):
+            a = self.agents[int(self.rng.random() * len(self.agents))]
+            if a.last_ts >= 0:
+                return a
+        return None
+
     def _make_bad(self, t: float, reason: str, variant: str) -> bytes | None:
         """One bad event whose FIRST failing contract check is ``reason``; None if impossible."""
         rng, now = self.rng, iso(t)
-        queue = rng.choice(self.queue_names)
+        q = int(rng.random() * len(self.queue_names))
+        queue = self.queue_names[q]
         channel = rng.choice(CHANNELS)
 
         def ev(etype: str, ts: str = now, **fields: Any) -> dict[str, Any]:
@@ -120,7 +140,10 @@ class BadEvents:
                 d["score"] = rng.randint(*KIND_RANGE[kind])
             return d
 
-        agent = f"agent-{self._agent(queue):02d}"
+        agent = self._worker(q).id
+
+        def state(ts: str = now, **fields: Any) -> dict[str, Any]:
+            return ev("agent_state", ts, **{"agent_id": agent, "state": "available", **fields})
         d: dict[str, Any] | None = None
         if reason == "duplicate":
             return rng.choice(self.recent_good)  # a redelivery, byte for byte
@@ -151,9 +174,20 @@ class BadEvents:
                 d = offered(rng.choice(BAD_TS))
             elif variant == "unknown_channel":
                 d = {**offered(), "channel": rng.choice(("fax", "pager", "carrier-pigeon"))}
-            else:
+            elif variant == "unknown_kind":
                 d = {**survey(rng.choice(("survey_sent", "survey_response"))),
                      "kind": rng.choice(("stars", "thumbs", "nes"))}
+            elif variant == "unknown_state":
+                d = state(state=rng.choice(("ringing", "away", "lunch", "AVAILABLE", "")))
+            elif variant == "queues_not_array":
+                d = state(queues=rng.choice((queue, {"queue": queue}, 3,
+                                             [queue] * rng.randint(101, 120))))
+            elif variant == "queues_empty_id":
+                d = state(queues=rng.choice(([queue, ""], [""], [queue, 7], [queue, "q" * 129])))
+            else:  # ticket_id_fields: v2 makes priority and product ids
+                d = ev("ticket_opened", ticket_id=self._id("t"), queue=queue, channel=channel)
+                bad = rng.choice((3, 1.5, True, ["high"], {"level": 1}))
+                d[rng.choice(("priority", "product"))] = bad
         elif reason == "unknown_type":
             if variant == "contact_transferred":
                 d = ev(variant, contact_id=self._id("c"), queue=queue)
@@ -200,12 +234,22 @@ class BadEvents:
                 d = ev("ticket_reopened", ticket_id=tk.id)
         else:  # out_of_order: valid for the entity's state, but stamped before its last event
             back = rng.uniform(1, 60)
+
+            def before(last: float) -> str:  # entities keep the model's clock
+                return iso(self._clock(last) - back)
+
             if variant == "close_before_answer" and (c := self._pick(self.answered, ANSWERED)):
-                d = ev("contact_closed", iso(c.last - back), contact_id=c.id)
-            elif variant == "answer_before_offer" and (c := self._pick(self.waiting, WAITING)):
-                d = ev("contact_answered", iso(c.last - back), contact_id=c.id, agent_id=agent)
+                d = ev("contact_closed", before(c.last), contact_id=c.id)
+            elif variant == "answer_before_offer" and (c := self._pick(self.waiting_recent,
+                                                                       WAITING)):
+                d = ev("contact_answered", before(c.last), contact_id=c.id, agent_id=agent)
             elif variant == "reply_before_last" and (tk := self._pick(self.open_tickets, OPEN)):
-                d = ev("ticket_replied", iso(tk.last - back), ticket_id=tk.id, agent_id=agent)
+                d = ev("ticket_replied", before(tk.last), ticket_id=tk.id, agent_id=agent)
             elif variant == "resolve_before_last" and (tk := self._pick(self.open_tickets, OPEN)):
-                d = ev("ticket_resolved", iso(tk.last - back), ticket_id=tk.id, contacts=1)
+                d = ev("ticket_resolved", before(tk.last), ticket_id=tk.id, contacts=1)
+            elif variant == "agent_state_before_last":
+                a = self._pick_agent()
+                if a is not None:
+                    d = ev("agent_state", before(a.last_ts), agent_id=a.id,
+                           state=rng.choice(("available", "paused", "offline")))
         return None if d is None else orjson.dumps(d)
