@@ -19,7 +19,14 @@ app = typer.Typer(
 
 @app.command()
 def simulate(
-    rate: Annotated[float, typer.Option(help="Events per second (event time).")] = 200.0,
+    rate: Annotated[
+        float,
+        typer.Option(
+            help="Events per second (event time). Up to ~5/s (~3/s over a whole day) the "
+            "center is sized to it and runs in real time; above, the same center (--sites) "
+            "runs faster, its durations shortened in proportion.",
+        ),
+    ] = 200.0,
     duration: Annotated[
         float | None,
         typer.Option(help="Seconds of event time to generate; default: forever (live)."),
@@ -35,12 +42,31 @@ def simulate(
     bad_share: Annotated[
         float, typer.Option(help="Share of bad events (every rejection reason).")
     ] = 0.01,
+    load: Annotated[
+        float,
+        typer.Option(help="Traffic against the staffing plan: 1.0 a normal day, 1.5 overload."),
+    ] = 1.0,
+    sites: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="Sites of ~200 agents a day serving the same four queues; default: what "
+            "--rate needs, at most 4.",
+        ),
+    ] = None,
 ) -> None:
     """Produce a realistic stream of contract events to Kafka (or a file)."""
     from stream_app.tools.simulator.run import run_simulate
 
     run_simulate(
-        rate=rate, duration=duration, seed=seed, to_file=to_file, end=end, bad_share=bad_share
+        rate=rate,
+        duration=duration,
+        seed=seed,
+        to_file=to_file,
+        end=end,
+        bad_share=bad_share,
+        load=load,
+        sites=sites,
     )
 
 
@@ -59,11 +85,15 @@ def replay(
     files: Annotated[list[str], typer.Argument(help="JSONL files ('-' for stdin).")],
     at: Annotated[str | None, typer.Option(help="Fix the clock at this ISO time.")] = None,
     fmt: Annotated[str, typer.Option("--format", help="json or table.")] = "json",
+    definitions: Annotated[
+        str | None,
+        typer.Option(help="Definitions file (contract v2 §9); default: KPI_RULES_FILE."),
+    ] = None,
 ) -> None:
     """Offline replay: read JSONL events and print the KPI snapshot."""
     from stream_app.tools.replay import run_replay
 
-    run_replay(files, at=at, fmt=fmt)
+    run_replay(files, at=at, fmt=fmt, definitions=definitions)
 
 
 @app.command()
@@ -79,11 +109,14 @@ def worker(
 
     settings = get_settings()
     setup_logging(loglevel)
+    from stream_app.definitions import load_definitions
     from stream_app.outputs.rules import RulesError, load_rules
+    from tables.definitions import DefinitionsError
 
     try:
+        load_definitions(settings.rules_file or None, settings)
         load_rules(settings.rules_file or None, settings.window_names)
-    except RulesError as exc:
+    except (RulesError, DefinitionsError) as exc:
         typer.echo(f"kpi-stream: {exc}", err=True)
         raise typer.Exit(2) from exc
     try:
@@ -156,6 +189,16 @@ def alerts_export(
     from stream_app.outputs.alerts_export import run_export
 
     run_export(rules_file)
+
+
+def _connectors() -> None:
+    """``convert``, ``tail`` and ``gateway``: the connectors to real sources."""
+    from connectors.commands import register
+
+    register(app)
+
+
+_connectors()
 
 
 def main() -> None:
