@@ -38,6 +38,7 @@ MODULES = [
     "tables/state.py",
     "tables/rollup.py",
     "tables/engine.py",
+    "tables/report.py",
 ]
 #: One shared library for the group, inside the package (not at the top level,
 #: where an installed package could not find it).

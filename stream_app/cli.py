@@ -97,6 +97,23 @@ def replay(
 
 
 @app.command()
+def report(
+    files: Annotated[list[str], typer.Argument(help="JSONL files ('-' for stdin).")],
+    interval: Annotated[str, typer.Option(help="15m, 30m, 1h or 1d (local time).")] = "30m",
+    at: Annotated[str | None, typer.Option(help="Fix the clock at this ISO time.")] = None,
+    fmt: Annotated[str, typer.Option("--format", help="csv, json or table.")] = "csv",
+    definitions: Annotated[
+        str | None,
+        typer.Option(help="Definitions file (contract v2 §9); default: KPI_RULES_FILE."),
+    ] = None,
+) -> None:
+    """Interval report: every KPI per local interval and scope (contract v2 §8)."""
+    from stream_app.tools.report import run_report
+
+    run_report(files, interval, at, fmt, definitions)
+
+
+@app.command()
 def worker(
     loglevel: Annotated[str, typer.Option(help="debug, info, warning, error")] = "warning",
 ) -> None:

@@ -22,6 +22,7 @@ from tables import snapshot
 from tables.agents import overlay
 from tables.live import CenterLive, PartLive
 from tables.repeats import REPEAT_PARTITION, RepeatIndex
+from tables.report import interval_rows
 from tables.rollup import Rollup
 from tables.sla import SlaCounter
 from tables.state import Config
@@ -68,6 +69,21 @@ class Center:
         self.repeats.expire(clock_us - self.cfg.retention_us - self.cfg.defs.repeat_window_us)
         sync_repeats(self.repeats, self.rollup)
         return snap
+
+    def intervals(self, clock_us: int, interval: str) -> list[dict[str, Any]]:
+        """Today's report intervals so far (contract §8 rows), from the whole center."""
+        cal = self.cfg.calendar
+        starts, ends = [], []
+        t = cal.interval_start(cal.day_start(clock_us), interval)
+        while t <= clock_us:
+            starts.append(t)
+            t = cal.next_interval_start(t, interval)
+            ends.append(t)
+        minutes = self.rollup.minutes
+        agents = [entry for s in self.summaries.values() for entry in s.live.agents]
+        return interval_rows(
+            self.cfg, starts, ends, lambda m: list(minutes.get(m, {}).values()), agents, clock_us
+        )
 
     def offsets(self) -> dict[int, dict[str, int]]:
         """Per partition: input offsets the view includes (tests wait on these)."""

@@ -10,7 +10,7 @@ from rich.table import Table
 from tables import kpis
 
 #: how each format of the catalogue is written in a terminal
-_PATTERNS = {
+PATTERNS = {
     "count": "{:d}",
     "percent": "{:.1%}",
     "duration": "{:.1f}",
@@ -18,12 +18,12 @@ _PATTERNS = {
     "decimal": "{:.2f}",
 }
 _COLS = [
-    (k.label + (" s" if k.fmt == "duration" else ""), k.name, _PATTERNS[k.fmt])
+    (k.label + (" s" if k.fmt == "duration" else ""), k.name, PATTERNS[k.fmt])
     for k in kpis.columns()
 ]
 
 
-def _fmt(value: Any, pattern: str) -> str:
+def fmt(value: Any, pattern: str) -> str:
     return "–" if value is None else pattern.format(value)
 
 
@@ -45,8 +45,8 @@ def print_snapshot_table(snap: dict[str, Any], window: str | None = None) -> Non
         table.add_row(
             r["scope"],
             str(lv.get("contacts_waiting", "")),
-            _fmt(lv.get("longest_wait_seconds"), "{:.0f}s"),
-            *[_fmt(r.get(key), pat) for _, key, pat in _COLS],
+            fmt(lv.get("longest_wait_seconds"), "{:.0f}s"),
+            *[fmt(r.get(key), pat) for _, key, pat in _COLS],
         )
     console = Console(width=None if Console().is_terminal else 170)
     console.print(table)

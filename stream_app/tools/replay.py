@@ -72,6 +72,16 @@ def parse_at(at: str | None) -> int | None:
     return to_us(ts)
 
 
+@contextmanager
+def open_input(path: str) -> Iterator[BinaryIO]:
+    """A JSONL input (``-``: stdin), closed afterwards unless it is stdin."""
+    if path == "-":
+        yield sys.stdin.buffer
+        return
+    with open(path, "rb") as stream:
+        yield stream
+
+
 def feed_paths(rep: Replayer, paths: list[str]) -> None:
     """Stream JSONL files (``-``: stdin) through the engine, 1 MiB at a time."""
     for path in paths:

@@ -8,7 +8,6 @@ tile colours and the active alerts.
 from __future__ import annotations
 
 import asyncio
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -16,29 +15,13 @@ import orjson
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from stream_app.outputs.alerts import AlertService
+from stream_app.outputs.intervals import csv_text
 from stream_app.outputs.rules import Rule, rules_json
+from stream_app.worker import assets, pages
 from stream_app.worker.processor import LiveProcessor
 from stream_app.worker.publisher import Publisher
 from stream_app.worker.view import CenterView
 from tables import kpis
-
-ASSET_TYPES = {
-    ".html": "text/html; charset=utf-8",
-    ".js": "application/javascript",
-    ".css": "text/css",
-    ".svg": "image/svg+xml",
-    ".png": "image/png",
-}
-
-
-def asset(name: str) -> bytes:
-    """A file of the wallboard (stream_app/outputs/web/), read per request so edits show."""
-    if "/" in name or name.startswith("."):
-        return b""
-    try:
-        return resources.files("stream_app.outputs").joinpath("web", name).read_bytes()
-    except (FileNotFoundError, IsADirectoryError):
-        return b""
 
 
 def _json(web: Any, body: Any) -> Any:
@@ -82,15 +65,37 @@ def register(
     @app.page("/")
     async def _index(web: Any, request: Any) -> Any:
         # (aiohttp refuses a charset in content_type=; headers= passes it through)
-        return web.bytes(asset("index.html"), headers={"Content-Type": ASSET_TYPES[".html"]})
+        return web.bytes(assets.read("index.html"), headers={"Content-Type": assets.TYPES[".html"]})
 
     @app.page("/assets/{name}")
     async def _assets(web: Any, request: Any, name: str) -> Any:
-        body = asset(name)
-        kind = ASSET_TYPES.get(Path(name).suffix)
+        body = assets.read(name)
+        kind = assets.TYPES.get(Path(name).suffix)
         if not body or kind is None:
             return web.bytes(b"not found", status=404)
         return web.bytes(body, headers={"Content-Type": kind})
+
+    @app.page("/api/intervals")
+    async def _intervals(web: Any, request: Any) -> Any:
+        """Today's report intervals so far: ?interval=15m|30m|1h|1d [&scope=...]
+        [&format=csv]."""
+        query = request.query
+        interval = query.get("interval", "30m")
+        try:
+            rows = view.center.intervals(publisher.clock(), interval)
+        except ValueError as exc:
+            return web.bytes(f"{exc}\n".encode(), status=400)
+        scope = query.get("scope")
+        if scope:
+            rows = [r for r in rows if r["scope"] == scope]
+        if query.get("format") == "csv":
+            return web.bytes(csv_text(rows).encode(), headers={
+                "Content-Type": "text/csv; charset=utf-8",
+                "Content-Disposition": f'attachment; filename="kpi-intervals-{interval}.csv"',
+            })
+        return _json(web, {"rows": rows})
+
+    pages.register(app)
 
     @app.page("/api/status")
     async def _status(web: Any, request: Any) -> Any:
