@@ -85,6 +85,18 @@ class Center:
             self.cfg, starts, ends, lambda m: list(minutes.get(m, {}).values()), agents, clock_us
         )
 
+    def agents(self, clock_us: int) -> list[dict[str, Any]]:
+        """Every agent whose state was ever set: state, queues, since when (the agents page)."""
+        out = []
+        for s in self.summaries.values():
+            for aid, state, queues, _, since, _ in s.live.agents:
+                out.append({
+                    "agent": aid, "state": state, "queues": queues,
+                    "since": snapshot.format_ts(since),
+                    "state_seconds": max(0, clock_us - since) / 1_000_000,
+                })
+        return sorted(out, key=lambda a: a["agent"])
+
     def offsets(self) -> dict[int, dict[str, int]]:
         """Per partition: input offsets the view includes (tests wait on these)."""
         return {p: s.offsets for p, s in self.summaries.items()}

@@ -133,6 +133,33 @@ class Definitions:
                 return found[key]
         return self.threshold_us
 
+    def public(self) -> dict[str, Any]:
+        """What a page shows of the definitions (seconds, names): time zone, day start,
+        service-level targets, SLA policies."""
+        return {
+            "timezone": self.timezone,
+            "day_start": f"{self.day_start_minute // 60:02d}:{self.day_start_minute % 60:02d}",
+            "threshold_seconds": self.threshold_us / US,
+            "short_abandon_seconds": self.short_abandon_us / US,
+            "thresholds": {k: v / US for k, v in self.thresholds.items()},
+            "at_risk_share": self.at_risk_share,
+            "agent_hourly_cost": self.agent_hourly_cost,
+            "repeat_window_seconds": self.repeat_window_us / US,
+            "sla": [
+                {
+                    "name": p.name,
+                    "priorities": sorted(p.priorities) if p.priorities is not None else None,
+                    "queues": sorted(p.queues) if p.queues is not None else None,
+                    "first_reply_seconds": None if p.first_reply_us is None
+                    else p.first_reply_us / US,
+                    "resolution_seconds": None if p.resolution_us is None
+                    else p.resolution_us / US,
+                    "business_hours": p.business_hours,
+                }
+                for p in self.sla
+            ],
+        }
+
     def policy_for(self, priority: str | None, queue: str) -> int:
         """Index of the first matching SLA policy in file order, -1 when none matches."""
         for index, policy in enumerate(self.sla):

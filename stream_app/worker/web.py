@@ -22,6 +22,7 @@ from stream_app.worker.processor import LiveProcessor
 from stream_app.worker.publisher import Publisher
 from stream_app.worker.view import CenterView
 from tables import kpis
+from tables.snapshot import format_ts
 
 
 def _json(web: Any, body: Any) -> Any:
@@ -39,6 +40,7 @@ def register(
     rules: list[Rule],
 ) -> None:
     catalogue = [k.public() for k in kpis.CATALOGUE]
+    definitions = view.center.cfg.defs.public()
 
     @app.page("/api/snapshot")
     async def _snapshot(web: Any, request: Any) -> Any:
@@ -94,6 +96,17 @@ def register(
                 "Content-Disposition": f'attachment; filename="kpi-intervals-{interval}.csv"',
             })
         return _json(web, {"rows": rows})
+
+    @app.page("/api/agents")
+    async def _agents(web: Any, request: Any) -> Any:
+        """Every agent's current state, queues and time in state (the agents page)."""
+        clock = publisher.clock()
+        return _json(web, {"as_of": format_ts(clock), "agents": view.center.agents(clock)})
+
+    @app.page("/api/definitions")
+    async def _definitions(web: Any, request: Any) -> Any:
+        """The center's definitions a page shows: zone, day start, targets, SLA policies."""
+        return _json(web, definitions)
 
     pages.register(app)
 
