@@ -9,7 +9,8 @@ HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "$HERE/.." && pwd)"
 PY="$ROOT/.venv/bin/python"
 RUN_DIR="$ROOT/.run"
-RATE="${SIM_RATE:-40}"
+RATE="${SIM_RATE:-3}"
+LOAD="${SIM_LOAD:-1.0}"
 mkdir -p "$RUN_DIR"
 
 provided=0
@@ -32,7 +33,7 @@ trap cleanup INT TERM EXIT
 
 "$PY" -m stream_app worker --loglevel warning >"$RUN_DIR/worker.log" 2>&1 &
 PIDS+=($!)
-"$PY" -m stream_app simulate --rate "$RATE" >"$RUN_DIR/simulator.log" 2>&1 &
+"$PY" -m stream_app simulate --rate "$RATE" --load "$LOAD" >"$RUN_DIR/simulator.log" 2>&1 &
 PIDS+=($!)
 
 host="${KPI_WEB_HOST:-127.0.0.1}"; port="${KPI_WEB_PORT:-6066}"
@@ -44,7 +45,7 @@ done
 
 cat <<MSG
 
-  kpi-stream is running (simulator: $RATE events/s)
+  kpi-stream is running (simulated center: $RATE events/s, load $LOAD)
 
     wallboard   http://$host:$port/
     snapshot    http://$host:$port/api/snapshot

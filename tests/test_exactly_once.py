@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import random
 import zlib
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,6 +22,7 @@ from stream_app.tools.simulator.run import generate_events
 from stream_app.worker.processor import LiveProcessor, Msg, Plan
 from tables.center import Center
 from tables.compare import diff
+from tables.definitions import definitions_from_toml
 from tables.engine import Replayer
 from tables.events import decode, to_us
 from tables.state import Config
@@ -31,7 +33,9 @@ TOPICS = {
     "survey": "survey-events",
     "agent": "agent-events",
 }
-CFG = Config()
+# Every kind of v2 state: agents, SLA instants, offers (repeats), thresholds, a local day.
+DEFS = Path(__file__).resolve().parent / "definitions" / "center.toml"
+CFG = Config(defs=definitions_from_toml(DEFS.read_text(), str(DEFS)))
 P = 2
 
 

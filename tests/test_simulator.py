@@ -198,12 +198,12 @@ def test_a_sped_up_center_is_deterministic_too() -> None:
 
 
 @pytest.mark.parametrize(("rate", "duration", "hour", "sites", "want_sites", "fast"), [
-    (2, 3600, 10, None, 2, False),  # what the rate needs, in real time
+    (4, 7200, 10, None, 3, False),  # what the rate needs, in real time
     (3, 86400, 0, None, 4, False),
     (300, 120, 8, None, MAX_SITES, True),  # capped: the same sites, faster
     (300, 120, 8, 1, 1, True),
     (300, 120, 8, 12, 12, True),  # more than the cap when asked for, still fewer than needed
-    (2, 3600, 10, 6, 6, False),  # more sites than needed: smaller ones, in real time
+    (4, 7200, 10, 6, 6, False),  # more sites than needed: smaller ones, in real time
 ])
 def test_center_size_and_speed(rate: float, duration: float, hour: int, sites: int | None,
                                want_sites: int, fast: bool) -> None:
@@ -424,9 +424,10 @@ def test_run_simulate_to_file(tmp_path: Path) -> None:
                      load=0)
     with pytest.raises(typer.BadParameter, match="--duration"):
         run_simulate(rate=30, duration=None, seed=9, to_file=out, end=None, bad_share=0.0)
-    with pytest.raises(typer.BadParameter, match="--sites"):
+    with pytest.raises(typer.BadParameter, match=">= 1") as bad:
         run_simulate(rate=30, duration=120, seed=9, to_file=out, end=None, bad_share=0.0,
                      sites=0)
+    assert bad.value.param_hint == "--sites"
 
 
 def test_simulate_command_passes_load_and_sites(tmp_path: Path) -> None:

@@ -267,6 +267,8 @@ def _fit_speed(target: float, start: float, horizon: float, load: float, sites: 
 
     The count grows with the speed but not in proportion (a longer span runs into the
     night or the peak), so the root is bracketed, then found by regula falsi (Illinois).
+    The count steps a little where a shift ends in the window, so a short window may have
+    no exact root: the search stops when the bracket has closed on the step.
     """
     shifts = site_shifts(1.0)
 
@@ -286,7 +288,7 @@ def _fit_speed(target: float, start: float, horizon: float, load: float, sites: 
     for _ in range(100):
         speed = (lo * f_hi - hi * f_lo) / (f_hi - f_lo)
         got = excess(speed)
-        if abs(got) <= 0.002 * target:
+        if abs(got) <= 0.002 * target or hi - lo <= 1e-6 * hi:
             break
         if got < 0:
             lo, f_lo = speed, got

@@ -76,7 +76,7 @@ def describe(gen: Generator) -> str:
     speed = f"{plan.speed:,.1f}" if plan.speed < 100 else f"{plan.speed:,.0f}"
     pace = "real time" if plan.speed == 1 else f"{speed}x real time (durations / {speed})"
     return (f"center: {plan.sites} site(s), queues {', '.join(plan.queues)}, "
-            f"{len(gen.agents):,} agents a day, {pace}")
+            f"{len(gen.agents):,} agents on the roster, {pace}")
 
 
 # -------------------------------------------------------------------- command line
