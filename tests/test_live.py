@@ -19,6 +19,15 @@ from tables.compare import diff
 from tests.livehelp import ROOT, Deployment
 
 pytestmark = pytest.mark.stack
+# Every live test runs with a center's full definitions (Madrid's day from 06:00,
+# per-queue targets, short abandons, business hours, two SLA policies, a one-hour
+# repeat window, a cost), so every kind of v2 state goes through crashes and rebalances.
+DEFS = ROOT / "tests" / "definitions" / "center.toml"
+
+
+@pytest.fixture(autouse=True)
+def _definitions(deployment: Deployment) -> None:
+    deployment.env["KPI_RULES_FILE"] = str(DEFS)
 
 
 def _events(seconds: float, rate: float, seed: int) -> list[bytes]:
@@ -65,10 +74,19 @@ def _check_against_replay(
     expected = json.loads(out.stdout)
     problems = diff(expected, live)
     assert not problems, f"{len(problems)} differences, first: {problems[:8]}"
-    # Non-trivial: the input really exercised counts, rejections and duplicates.
+    # Non-trivial: the input really exercised counts, rejections and duplicates, and every
+    # kind of v2 state: agent time, repeats across partitions, SLA policies, products.
     totals = next(r for r in live["rows"] if r["scope"] == "all" and r["window"] == "24h")
     assert totals["contacts_offered"] > 100
     assert live["duplicates"] > 0 and len(live["rejected"]) >= min_reasons
+    assert totals["staffed_seconds"] > 0 and totals["occupancy"] is not None
+    assert totals["repeat_contacts"] > 0 and totals["cost_per_contact"] is not None
+    assert totals["first_reply_sla_rate"] is not None
+    scopes = {r["scope"] for r in live["rows"]}
+    assert any(s.startswith("product:") for s in scopes)
+    assert any(s.startswith("agent:") for s in scopes)
+    now = next(r for r in live["rows"] if r["scope"] == "all" and r["window"] == "now")
+    assert now["agents_logged_in"] > 0
     return live
 
 
