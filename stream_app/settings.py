@@ -62,6 +62,11 @@ class Settings(BaseSettings):
     sl_threshold_seconds: float = 20.0
     #: Unfinished contacts/tickets idle longer than this are forgotten (memory bound).
     open_entity_ttl: str = "7d"
+    #: the most queue / agent / product scopes a snapshot holds (0: no cap); the least busy
+    #: beyond it fold into queue:other, agent:other, product:other
+    max_queues: int = 500
+    max_agents: int = 5000
+    max_products: int = 1000
 
     # --- live clock --------------------------------------------------------------
     #: Seconds added to the wall clock (tests move time without sleeping).

@@ -36,6 +36,8 @@ class Center:
         self.repeats = RepeatIndex(cfg.defs.repeat_window_us)
         self.sla = SlaCounter()
         self.summaries: dict[int, C.Summary] = {}
+        #: scopes folded into <kind>:other by the caps, at the last snapshot
+        self.folded: dict[str, int] = {}
 
     def apply(self, key: bytes, value: bytes | None) -> None:
         """One partials record (None: a tombstone)."""
@@ -63,7 +65,7 @@ class Center:
             duplicates += s.duplicates
         snap = build_snapshot(
             self.cfg, clock_us, self.rollup, [s.live for s in self.summaries.values()],
-            self.sla, rejected, duplicates,
+            self.sla, rejected, duplicates, self.folded,
         )
         self.rollup.expire(clock_us)
         self.repeats.expire(clock_us - self.cfg.retention_us - self.cfg.defs.repeat_window_us)
@@ -116,6 +118,7 @@ def build_snapshot(
     sla: SlaCounter,
     rejected: dict[str, int],
     duplicates: int,
+    folded: dict[str, int] | None = None,
 ) -> dict[str, Any]:
     """The snapshot at ``clock_us``: windows from the roll-up plus the time of open agent
     intervals up to the clock, and the now rows from the live parts and SLA instants."""
@@ -127,4 +130,4 @@ def build_snapshot(
     agents = [entry for part in parts for entry in part.agents]
     overlay(windows, spans, agents, clock_us)
     live = CenterLive(parts, clock_us, sla.counts(clock_us))
-    return snapshot.build(cfg, clock_us, windows, live, rejected, duplicates)
+    return snapshot.build(cfg, clock_us, windows, live, rejected, duplicates, folded)

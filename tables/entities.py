@@ -50,6 +50,7 @@ class Config:
         retention_us: int = 86_400 * US,
         skew_us: int = 300 * US,
         open_ttl_us: int = 7 * 86_400 * US,
+        caps: dict[str, int] | None = None,
     ) -> None:
         self.defs = defs or Definitions()
         self.calendar = self.defs.calendar()
@@ -63,6 +64,8 @@ class Config:
         self.open_ttl_us = open_ttl_us
         #: the most buckets any window covers (minutes older than that are dropped)
         self.largest_window = max(w.minutes for w in self.windows)
+        #: scope kind -> the most scopes of it in a snapshot (the rest fold into <kind>:other)
+        self.caps: dict[str, int] = dict(caps or {})
 
     @property
     def sl_threshold_us(self) -> int:
@@ -76,6 +79,8 @@ class Config:
             retention_us=s.retention_seconds * US,
             skew_us=s.skew_seconds * US,
             open_ttl_us=s.open_entity_ttl_seconds * US,
+            caps={k: v for k, v in (("queue", s.max_queues), ("agent", s.max_agents),
+                                    ("product", s.max_products)) if v > 0},
         )
 
 

@@ -132,6 +132,23 @@ class CenterLive:
     def get(self, name: str) -> ScopeLive:
         return self.scopes.get(name) or ScopeLive(clock=self.clock)
 
+    def fold(self, names: list[str], into: str) -> None:
+        """Merge the live state of ``names`` into one scope (a cardinality cap)."""
+        target: ScopeLive | None = None
+        for name in names:
+            s = self.scopes.pop(name, None)
+            if s is None:
+                continue
+            if target is None:
+                target = self.scope(into)
+            target.waiting += s.waiting
+            if s.oldest is not None and (target.oldest is None or s.oldest < target.oldest):
+                target.oldest = s.oldest
+            target.open_tickets += s.open_tickets
+            target.agents = [a + b for a, b in zip(target.agents, s.agents, strict=True)]
+            target.sla_breached += s.sla_breached
+            target.sla_at_risk += s.sla_at_risk
+
     def active_scopes(self) -> set[str]:
         return {name for name, s in self.scopes.items() if s.active()}
 

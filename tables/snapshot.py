@@ -39,6 +39,49 @@ def scope_order(scope: str) -> tuple[int, str]:
     return len(_GROUPS), scope
 
 
+def _volume(agg: A.Agg | None) -> int:
+    """How much a scope carries, to keep the busiest under a cap."""
+    if agg is None:
+        return 0
+    return (agg[A.OFFERED] + agg[A.ANSWERED] + agg[A.OPENED] + agg[A.RESOLVED]
+            + agg[A.CSAT_N] + agg[A.NPS_N] + agg[A.CES_N] + agg[A.STAFFED_US] // 60_000_000)
+
+
+def fold_beyond_caps(
+    cfg: Config, windows: dict[str, dict[str, A.Agg]], live: CenterLive
+) -> dict[str, int]:
+    """Scopes of a kind beyond its cap (``cfg.caps``) fold into ``<kind>:other``: the
+    busiest in the largest window keep their rows (ties by name). Every aggregate is a
+    sum, so the fold is exact, and replay and live fold the same scopes. Returns how many
+    scopes each kind folded."""
+    folded: dict[str, int] = {}
+    if not cfg.caps:
+        return folded
+    largest = max(cfg.windows, key=lambda w: w.minutes).name
+    names: set[str] = set(live.scopes)
+    for per_scope in windows.values():
+        names.update(per_scope)
+    for kind, cap in cfg.caps.items():
+        prefix = kind + ":"
+        mine = [n for n in names if n.startswith(prefix)]
+        if len(mine) <= cap:
+            continue
+        ranked = sorted(mine, key=lambda n: (-_volume(windows[largest].get(n)), n))
+        gone = ranked[cap - 1:]  # one place goes to "other" itself
+        other = prefix + "other"
+        for per_scope in windows.values():
+            into = per_scope.get(other)
+            for n in gone:
+                agg = per_scope.pop(n, None)
+                if agg is not None:
+                    if into is None:
+                        into = per_scope[other] = A.initialize()
+                    A.merge(into, agg)
+        live.fold(gone, other)
+        folded[kind] = len(gone)
+    return folded
+
+
 def build(
     cfg: Config,
     clock_us: int,
@@ -46,7 +89,13 @@ def build(
     live: CenterLive,
     rejected: dict[str, int],
     duplicates: int,
+    folded: dict[str, int] | None = None,
 ) -> dict[str, Any]:
+    """The snapshot; ``folded`` (when given) receives how many scopes each capped kind
+    folded into ``<kind>:other``."""
+    out = fold_beyond_caps(cfg, windows, live)
+    if folded is not None:
+        folded.update(out)
     bucketed: set[str] = set()
     for per_scope in windows.values():
         bucketed.update(s for s, agg in per_scope.items() if A.has_measurement(agg))
