@@ -24,8 +24,8 @@ cell: it runs up to the clock, which only the snapshot knows, so
 :func:`overlay` adds it then -- a state held for an hour fills 60 buckets
 without one event per minute. Time after the clock never counts: an interval
 closed by an event stamped ahead of the clock (within the skew) is kept in the
-agent's ``recent`` list, and :func:`overlay` takes its part after the clock
-back out.
+agent's ``recent`` list until the clock has passed its end, and :func:`overlay`
+takes its part after the clock back out.
 """
 
 from __future__ import annotations
@@ -51,6 +51,9 @@ STATE_SLOT: Final = {
 }
 #: live counts per scope, in this order
 COUNTED: Final = ("available", "busy", "wrap_up", "paused")
+
+#: how far behind the clock an interval's end must be to need no correction at a snapshot
+RECENT_MARGIN_US: Final = 5_000_000
 
 #: a closed interval: start, end, state, queues
 Interval = tuple[int, int, str, tuple[str, ...]]
@@ -142,7 +145,10 @@ class AgentBook:
             a.state, a.queues, a.start = ev.state, queues, ts
         elif first:
             a.state_since = ts
-        cutoff = ts - self.skew_us
+        # An interval that ended before the clock counts whole at any later snapshot:
+        # only those that may end after some snapshot's clock are kept (a margin for
+        # workers whose wall clocks differ a little).
+        cutoff = clock - RECENT_MARGIN_US
         if a.recent and a.recent[0][1] <= cutoff:
             a.recent = [iv for iv in a.recent if iv[1] > cutoff]
         self.journal.touch(KIND, aid, a)
