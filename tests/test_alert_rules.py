@@ -29,7 +29,8 @@ from typing import Any
 
 import pytest
 
-from stream_app.outputs.alerts_export import export_rules, scope_matchers
+from stream_app.outputs.alerts_export import export_rules, rule_expr, scope_matchers
+from tables import kpis
 from stream_app.outputs.rules import Rule, load_rules
 from stream_app.tools.producer import produce_lines
 from stream_app.tools.simulator.run import generate_events
@@ -143,10 +144,33 @@ def test_scope_globs_become_label_matchers() -> None:
     assert scope_matchers("queue:*") == ['scope_type="queue"']
     assert scope_matchers("channel:voice") == ['scope_type="channel",scope="voice"']
     assert scope_matchers("agent:a?[!x]") == ['scope_type="agent",scope=~"a.[^x]"']
-    assert scope_matchers("*", live=True) == ['scope_type="all"', 'scope_type="queue"',
+    live = kpis.BY_NAME["contacts_waiting"].scopes  # null in agent and product rows
+    assert scope_matchers("*", live) == ['scope_type="all"', 'scope_type="queue"',
                                               'scope_type="channel"']
     assert scope_matchers("c*") == ['scope_type="channel"']
     assert scope_matchers("nothing:*") == []
+    # v2: products, and the scope kinds where a KPI applies
+    assert scope_matchers("product:router*") == ['scope_type="product",scope=~"router.*"']
+    sla = kpis.BY_NAME["tickets_sla_breached"].scopes  # null in agent rows
+    assert scope_matchers("*", sla) == ['scope_type="all"', 'scope_type="queue"',
+                                        'scope_type="channel"', 'scope_type="product"']
+    staff = kpis.BY_NAME["occupancy"].scopes  # all, queues, agents
+    assert scope_matchers("*", staff) == ['scope_type="all"', 'scope_type="queue"',
+                                          'scope_type="agent"']
+
+
+def test_v2_rule_kinds_export() -> None:
+    rules = {r.name: r for r in load_rules()}
+    text = export_rules(list(rules.values()), "rules.default.toml")
+    sla = rule_expr(rules["sla-breached"], "KpiSlaSlaBreached") or ""
+    assert 'kpi_tickets_sla_breached{scope_type="queue"}' in sla and "> 0" in sla
+    product = rule_expr(rules["product-incidents"], "KpiSlaProductIncidents") or ""
+    assert 'kpi_tickets_opened{window="1h",scope_type="product"}' in product
+    repeat = rule_expr(rules["repeat-contacts"], "KpiSlaRepeatContacts") or ""
+    assert "kpi_repeat_contact_rate" in repeat and "kpi_contacts_offered" in repeat
+    assert ">= 50" in repeat
+    for name in ("KpiSlaSlaBreached", "KpiSlaProductIncidents", "KpiSlaRepeatContacts"):
+        assert f'alert: "{name}"' in text
 
 
 def test_rules_that_cannot_fire_become_comments() -> None:

@@ -30,7 +30,7 @@ from stream_app.outputs.rules import Rule, RulesError, load_rules
 from tables import kpis
 
 #: Scope types of the contract (section 6); ``all`` is its own type and name.
-SCOPE_TYPES = ("queue", "channel", "agent")
+SCOPE_TYPES = tuple(k for k in kpis.SCOPE_KINDS if k != kpis.ALL)
 RATES = {k.name for k in kpis.CATALOGUE if k.kind == kpis.RATE}
 GROUP = "kpi-sla"
 
@@ -115,14 +115,15 @@ def promql_string(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
 
 
-def scope_matchers(glob: str, live: bool = False) -> list[str]:
-    """One matcher list (``a="b",c=~"d"``) per scope type the glob can match."""
+def scope_matchers(glob: str, kinds: frozenset[str] | None = None) -> list[str]:
+    """One matcher list (``a="b",c=~"d"``) per scope type the glob can match, among the
+    scope kinds where the KPI applies (``kinds``; all kinds when None)."""
     out = []
-    if fnmatch.fnmatchcase("all", glob):
+    if fnmatch.fnmatchcase("all", glob) and (kinds is None or kpis.ALL in kinds):
         out.append('scope_type="all"')
     for stype in SCOPE_TYPES:
-        if live and stype == "agent":
-            continue  # live state has no agent rows
+        if kinds is not None and stype not in kinds:
+            continue  # the KPI is null there: no series
         rest = residuals(glob, f"{stype}:")
         if not rest:
             continue
@@ -143,9 +144,11 @@ def scope_matchers(glob: str, live: bool = False) -> list[str]:
 
 # --- expressions -------------------------------------------------------------------------
 def _selectors(metric: str, rule: Rule, live: bool) -> list[str]:
+    """The series of ``metric`` a rule looks at, one selector per scope type, in the same
+    order for the rule's KPI and its samples (the scope types where the KPI applies)."""
     window = [] if live else [f"window={promql_string(rule.window)}"]
     return [f"{metric}{{{','.join([*window, m])}}}"
-            for m in scope_matchers(rule.scope, live)]
+            for m in scope_matchers(rule.scope, kpis.BY_NAME[rule.kpi].scopes)]
 
 
 def rule_expr(rule: Rule, alert: str) -> str | None:
