@@ -95,4 +95,4 @@ bench: install
 	@infra/stack.sh run -- $(PY) -m stream_app bench $(BENCH_ARGS)
 
 bench-replay: install
-	@$(PY) -m stream_app bench --skip live --skip latency $(BENCH_ARGS)
+	@$(PY) -m stream_app bench --skip live --skip latency --skip gateway --skip soak $(BENCH_ARGS)

@@ -31,7 +31,8 @@ from stream_app.tools.producer import produce_lines
 
 
 # --- the run ---------------------------------------------------------------
-def run_bench(events: int, memory_events: int, latency_seconds: float, skip: set[str]) -> None:
+def run_bench(events: int, memory_events: int, latency_seconds: float, skip: set[str],
+              soak_seconds: float = 1800.0) -> None:
     results: dict[str, Any] = {
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "machine": {
@@ -125,6 +126,24 @@ def run_bench(events: int, memory_events: int, latency_seconds: float, skip: set
                 f"{rep['floor_ratio']:.0%} of the bare loop: the most any replay could reach",
             )
         )
+    if "gateway" not in skip:
+        from connectors.bench import bench_gateway
+
+        with console.status("webhook gateway: 20,000 webhooks over 64 connections"):
+            gw = asyncio.run(bench_gateway(20_000, 64))
+        results["gateway"] = gw
+        rows.append(("webhook gateway", f"{gw['webhooks_per_s']:,.0f} webhooks/s",
+                     f"p99 {gw['latency_p99_ms']:.0f} ms; target 2,000/s"))
+    if "soak" not in skip:
+        from stream_app.tools.bench.soak import run_soak
+
+        with console.status(f"soak: 2,000 ev/s for {soak_seconds / 60:.0f} min with faults"):
+            soak = run_soak(new_deployment(), soak_seconds, 2000.0, work,
+                            ROOT / "bench" / "results")
+        results["soak"] = {k: v for k, v in soak.items() if k != "samples"}
+        rows.append(("soak with faults", f"equals replay: {soak['equals_replay']}",
+                     f"RSS max {soak['rss_mb_max']} MB, p99 {soak['latency_p99_ms']:.0f} ms, "
+                     f"lag max {soak['lag_max']}; bench/results/soak-*.png"))
     table = Table(title=f"kpi-stream bench, {events:,} events, {os.cpu_count()} cores")
     for col in ("what", "result", "notes"):
         table.add_column(col)
