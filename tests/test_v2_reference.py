@@ -38,7 +38,8 @@ def window_range(clock_s: float, minutes: int) -> tuple[float, float]:
 
 def reference_agent_time(events: list[dict[str, Any]], clock_s: float
                          ) -> dict[tuple[str, str], dict[str, float]]:
-    """(scope, window) -> state -> seconds, from the intervals alone, no buckets (events valid and in order)."""
+    """(scope, window) -> state -> seconds, from the intervals alone, no buckets
+    (events valid and in order)."""
     by_agent: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for e in events:
         by_agent[e["agent_id"]].append(e)
