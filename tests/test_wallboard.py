@@ -12,225 +12,38 @@ test-artifacts/wallboard-*.png.
 
 from __future__ import annotations
 
-import asyncio
-import itertools
 import time
-import uuid
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
-from decimal import ROUND_HALF_UP, Decimal
-from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
-import orjson
 import pytest
 
-from stream_app.outputs.rules import Rule, load_rules
-from stream_app.tools.producer import produce_lines
+from stream_app.outputs.rules import load_rules
 from tables import kpis
-from tests.livehelp import ROOT, Deployment
+from tests.browserhelp import (
+    ARTIFACTS,
+    DASH,
+    FOLLOW_S,
+    TILES,
+    Events,
+    RequestLog,
+    Rows,
+    Tiles,
+    caught_up,
+    chromium_page,
+    produce,
+    rgb,
+    wait_board,
+)
+from tests.livehelp import Deployment
 
 pytestmark = pytest.mark.stack
-
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-]
-ARTIFACTS = ROOT / "test-artifacts"
-DASH, MINUS = "\u2013", "\u2212"
-# "within a few seconds": the worker publishes every 0.5 s here, the page polls every 1 s.
-FOLLOW_S = 5.0
-
-# The board's tiles, as the page reads them from /api/kpis: (kpi, live, format).
-TILES = [(k.name, k.row == kpis.NOW, k.fmt) for k in kpis.board()]
-RANK = {"none": 0, "ok": 1, "warn": 2, "breach": 3}
-T = TypeVar("T")
-
-
-# --- formatting and colouring, as the page does it -------------------------------------------
-def _fixed(value: float, places: int) -> str:
-    """JS Number.prototype.toFixed: the double's exact value, ties away from zero."""
-    text = str(Decimal(value).quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP))
-    if text.startswith("-") and Decimal(text) == 0:
-        text = text[1:]
-    return text.replace("-", MINUS)
-
-
-def fmt(kind: str, value: Any) -> str:
-    if value is None:
-        return DASH
-    if kind == "percent":
-        return _fixed(value * 100, 1) + "%"
-    if kind == "score":
-        return _fixed(value, 0)
-    if kind == "duration":
-        s = int(Decimal(value).quantize(Decimal(1), rounding=ROUND_HALF_UP))
-        h, m = divmod(s, 3600)
-        m, sec = divmod(m, 60)
-        return f"{h}:{m:02d}:{sec:02d}" if h else f"{m}:{sec:02d}"
-    return str(int(value))
-
-
-def status(rules: list[Rule], scope: str, kpi: str, window: str, row: dict[str, Any] | None) -> str:
-    best = "none"
-    for rule in rules:
-        if rule.kpi == kpi and rule.applies(scope, window):
-            verdict = rule.status(row or {}) or "none"
-            best = max(best, verdict, key=RANK.__getitem__)
-    return best
-
-
-Tiles = dict[tuple[str, str], tuple[str, str, str]]  # (scope, kpi) -> (window, text, status)
-Rows = dict[tuple[str, str], dict[str, Any]]
-
-
-def expected_tiles(snap: dict[str, Any], rules: list[Rule], window: str) -> Tiles:
-    rows = {(r["scope"], r["window"]): r for r in snap["rows"]}
-    scopes = ["all", *sorted({r["scope"] for r in snap["rows"] if r["scope"].startswith("queue:")})]
-    out: Tiles = {}
-    for scope in scopes:
-        for kpi, live, kind in TILES:
-            win = "now" if live else window
-            row = rows.get((scope, win))
-            value = row.get(kpi) if row else None
-            out[(scope, kpi)] = (win, fmt(kind, value), status(rules, scope, kpi, win, row))
-    return out
-
-
-# --- events ----------------------------------------------------------------------------------
-def iso(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
-
-
-class Events:
-    """Contract events (EVENTS.md section 3), each entity's events in order."""
-
-    def __init__(self) -> None:
-        self.tag = uuid.uuid4().hex[:6]
-        self.seq = itertools.count(1)
-        self.lines: list[bytes] = []
-
-    def _id(self, kind: str) -> str:
-        return f"{kind}-{self.tag}-{next(self.seq)}"
-
-    def emit(self, type_: str, at: float, **fields: Any) -> bytes:
-        line = orjson.dumps({"event_id": self._id("ev"), "type": type_, "ts": iso(at), **fields})
-        self.lines.append(line)
-        return line
-
-    def offer(self, queue: str, at: float, channel: str = "voice") -> str:
-        cid = self._id("c")
-        self.emit("contact_offered", at, contact_id=cid, queue=queue, channel=channel)
-        return cid
-
-    def answer(self, cid: str, at: float, agent: str = "agent-1") -> None:
-        self.emit("contact_answered", at, contact_id=cid, agent_id=agent)
-
-    def answered(self, queue: str, offered_at: float, wait: float, n: int = 1) -> None:
-        for _ in range(n):
-            self.answer(self.offer(queue, offered_at), offered_at + wait)
-
-    def abandoned(self, queue: str, offered_at: float, wait: float) -> None:
-        cid = self.offer(queue, offered_at)
-        self.emit("contact_abandoned", offered_at + wait, contact_id=cid)
-
-    def ticket(self, queue: str, at: float, contacts: int) -> None:
-        tid = self._id("t")
-        self.emit("ticket_opened", at, ticket_id=tid, queue=queue, channel="email")
-        self.emit("ticket_resolved", at + 30, ticket_id=tid, contacts=contacts, agent_id="agent-2")
-
-    def survey(self, queue: str, at: float, kind: str, score: int) -> None:
-        self.emit("survey_response", at, survey_id=self._id("s"), kind=kind, score=score,
-                  queue=queue, channel="voice")
-
-
-# --- plumbing --------------------------------------------------------------------------------
-def off_loop(fn: Callable[..., T], *args: Any) -> T:
-    """Run fn in another thread: the sync playwright API keeps an event loop running in
-    this one, and the producer and the offset look-ups use asyncio.run."""
-    with ThreadPoolExecutor(1) as pool:
-        return pool.submit(fn, *args).result()
-
-
-def produce(dep: Deployment, lines: list[bytes]) -> None:
-    off_loop(asyncio.run, produce_lines(dep.bootstrap, dep.topics, lines))
-
-
-def read_tiles(page: Any) -> Tiles:
-    raw = page.evaluate("""() => [...document.querySelectorAll('.tile')].map(t =>
-        [t.dataset.scope, t.dataset.kpi, t.dataset.window, t.querySelector('.value').textContent,
-         t.dataset.status])""")
-    return {(s, k): (w, text, st) for s, k, w, text, st in raw}
-
-
-def mismatches(shown: Tiles, want: Tiles, snap: dict[str, Any]) -> list[str]:
-    out = []
-    for key in sorted(set(shown) | set(want)):
-        a, b = shown.get(key), want.get(key)
-        # longest wait grows with the clock: the page's poll and ours are a second apart
-        if (key[1] == "longest_wait_seconds" and a and b and a[0] == b[0]
-                and abs(_seconds(a[1]) - _seconds(b[1])) <= 3):
-            continue
-        if a != b:
-            out.append(f"{key}: page {a} != snapshot {b}")
-    return out
-
-
-def _seconds(text: str) -> int:
-    if text == DASH:
-        return -10**9
-    total = 0
-    for part in text.split(":"):
-        total = total * 60 + int(part)
-    return total
-
-
-def wait_board(page: Any, dep: Deployment, port: int, rules: list[Rule], window: str,
-               deadline_s: float, what: str,
-               until: Callable[[Rows], bool] = lambda rows: True) -> tuple[dict[str, Any], Tiles]:
-    """Until every tile equals a fresh /api/snapshot that satisfies ``until`` (given the
-    rows by (scope, window)); returns that snapshot and the tiles."""
-    start = time.monotonic()
-    problems: list[str] = ["nothing read yet"]
-    while time.monotonic() - start < deadline_s:
-        snap = dep.get(port, "/api/snapshot")
-        if not until({(r["scope"], r["window"]): r for r in snap["rows"]}):
-            problems = ["the snapshot does not show the new events yet"]
-            page.wait_for_timeout(100)
-            continue
-        shown = read_tiles(page)
-        problems = mismatches(shown, expected_tiles(snap, rules, window), snap)
-        if not problems:
-            return snap, shown
-        page.wait_for_timeout(100)
-    raise AssertionError(f"{what}: board != snapshot after {deadline_s}s: {problems[:10]}\n"
-                         f"{dep.logs()[-2000:]}")
-
-
-def rgb(css: str) -> tuple[int, ...]:
-    inside = css[css.index("(") + 1:css.index(")")]
-    return tuple(int(float(x)) for x in inside.replace("/", ",").split(",")[:3])
 
 
 @pytest.fixture(scope="module")
 def browser_page(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    if not CHROMIUM.exists():
-        pytest.fail(f"{CHROMIUM} is missing: run `infra/browser.sh ensure`", pytrace=False)
-    from playwright.sync_api import ViewportSize, sync_playwright
-
-    viewport: ViewportSize = {"width": 1920, "height": 1080}
-    profile = tmp_path_factory.mktemp("chromium-profile")
-    with sync_playwright() as pw:
-        context = pw.chromium.launch_persistent_context(
-            str(profile), executable_path=str(CHROMIUM), headless=True,
-            args=CHROMIUM_ARGS, viewport=viewport,
-        )
-        try:
-            yield context.new_page()
-        finally:
-            context.close()
+    with chromium_page(tmp_path_factory.mktemp("chromium-profile")) as page:
+        yield page
 
 
 class Board:
@@ -241,8 +54,7 @@ class Board:
         self.dep, self.page = dep, page
         self.rules = load_rules()
         self.port = dep.start_worker()
-        self.requests: dict[str, Any] = {"in_flight": 0, "max": 0, "snapshots": 0}
-        self.errors: list[str] = []
+        self.requests: RequestLog | None = None
         self.ev = Events()
         self.waiting: list[str] = []
         self.opened = 0.0
@@ -288,30 +100,15 @@ def _known_traffic(b: Board) -> None:
     ev.lines.append(ev.lines[0])                         # a duplicate
     ev.emit("contact_offered", now - 10, contact_id="c-bad", channel="voice")  # schema: no queue
     produce(b.dep, ev.lines)
-    off_loop(b.dep.wait_caught_up, b.port)
+    caught_up(b.dep, b.port)
 
 
 # --- the tests, one step each ------------------------------------------------------------------
 def test_first_paint_equals_the_snapshot(board: Board) -> None:
-    dep, page, port, requests = board.dep, board.page, board.port, board.requests
+    dep, page, port = board.dep, board.page, board.port
     assert dep.get(port, "/api/rules"), "the worker serves no rules"
     ARTIFACTS.mkdir(exist_ok=True)
-
-    def _sent(req: Any) -> None:
-        if "/api/" in req.url:
-            requests["in_flight"] += 1
-            requests["max"] = max(requests["max"], requests["in_flight"])
-            requests["snapshots"] += req.url.endswith("/api/snapshot")
-
-    def _done(req: Any) -> None:
-        if "/api/" in req.url:
-            requests["in_flight"] -= 1
-
-    page.on("request", _sent)
-    page.on("requestfinished", _done)
-    page.on("requestfailed", _done)
-    page.on("pageerror", lambda exc: board.errors.append(str(exc)))
-
+    board.requests = RequestLog(page)
     board.opened = time.monotonic()
     for path in ("/", "/assets/wallboard.js", "/assets/wallboard.css", "/api/kpis"):
         resp = page.request.get(f"http://127.0.0.1:{port}{path}")
@@ -396,9 +193,8 @@ def test_the_window_selector_and_the_hash(board: Board) -> None:
     assert shown_1h[("queue:billing", "asa_seconds")] != \
         board.shown_15m[("queue:billing", "asa_seconds")]
     assert shown_1h[("queue:sales", "service_level")][2] == "none"  # the SL rules are 15m rules
-    live = sum(1 for _, live, _ in TILES if live)
     assert page.eval_on_selector_all(".colhead small", "es => es.map(e => e.textContent)") == \
-        ["now"] * live + ["1h"] * (len(TILES) - live)
+        ["now" if live else "1h" for _, live, _ in TILES]
     page.screenshot(path=str(ARTIFACTS / "wallboard-1h.png"))
 
     page.goto(f"http://127.0.0.1:{port}/#w=5m")
@@ -409,11 +205,12 @@ def test_the_window_selector_and_the_hash(board: Board) -> None:
 
 def test_the_page_polls_one_request_at_a_time(board: Board) -> None:
     requests = board.requests
-    assert board.opened, "the first-paint step did not run"
+    assert requests and board.opened, "the first-paint step did not run"
     polled_s = time.monotonic() - board.opened
-    assert requests["max"] == 1, requests
-    assert 0.5 * polled_s <= requests["snapshots"] <= 1.5 * polled_s + 2, (requests, polled_s)
-    assert not board.errors, board.errors
+    snapshots = requests.counts.get("snapshot", 0)
+    assert requests.max == 1, (requests.max, requests.counts)
+    assert 0.5 * polled_s <= snapshots <= 1.5 * polled_s + 2, (requests.counts, polled_s)
+    assert not requests.errors, requests.errors
 
 
 def test_a_gone_worker_leaves_the_numbers_up_flagged_stale(board: Board) -> None:

@@ -6,8 +6,11 @@ Generated rather than hand-edited so every panel follows the same conventions
 (``max by`` over the snapshot gauges, which every worker exports identically;
 ``sum by`` over the per-worker histograms) and so the SLA threshold steps come
 from the shipped rules (stream_app/outputs/rules.default.toml): change a threshold
-there, run this, and the lines on the graphs move with it. The tests check the
-committed JSON is what this writes.
+there, run this, and the lines on the graphs move with it. KPI names, titles, units
+and which scope types a panel can have data for come from the catalogue
+(tables/kpis.py), the windows from the worker's default settings, so a KPI or window
+added there reaches the dashboard without an edit here. The tests check the committed
+JSON is what this writes, and that every query returns data against a real worker.
 """
 
 from __future__ import annotations
@@ -23,15 +26,36 @@ UID = "kpi-stream"
 DS = {"type": "prometheus", "uid": "${datasource}"}
 
 sys.path.insert(0, str(HERE.parent.parent))
-from tables import kpis  # noqa: E402 - the catalogue of the checkout this file sits in
+# the catalogue and settings of the checkout this file sits in
+from stream_app.settings import Settings  # noqa: E402
+from tables import kpis  # noqa: E402
 
 #: Grafana units and decimals of the catalogue's formats
 UNITS = {"percent": ("percentunit", 1), "duration": ("s", 1), "score": ("none", 0),
-         "decimal": ("none", 2), "count": ("short", 0)}
-# (kpi, title, unit, decimals, min, max): every KPI the catalogue marks for dashboards
-KPIS: list[tuple[str, str, str, int | None, float | None, float | None]] = [
-    (k.name, k.label, *UNITS[k.fmt], k.lo, k.hi) for k in kpis.CATALOGUE if k.dashboard
-]
+         "decimal": ("none", 2), "money": ("none", 2), "count": ("short", 0)}
+Spec = tuple[str, str, str, int | None, float | None, float | None]
+
+
+def spec(k: kpis.Kpi) -> Spec:
+    """(kpi, title, unit, decimals, min, max) of a catalogue entry."""
+    return (k.name, k.label, *UNITS[k.fmt], k.lo, k.hi)
+
+
+def agent_time(k: kpis.Kpi) -> bool:
+    """KPIs of agent states: per queue and agent, never per channel (contract §6.2)."""
+    return k.applies(kpis.QUEUE) and k.applies(kpis.AGENT) and not k.applies(kpis.CHANNEL)
+
+
+# every KPI the catalogue marks for dashboards
+KPIS: list[Spec] = [spec(k) for k in kpis.CATALOGUE if k.dashboard]
+# the staffing row: agents per state now, and the windowed agent KPIs marked for dashboards
+STAFFING_NOW = [k for k in kpis.CATALOGUE if k.row == kpis.NOW and agent_time(k)]
+STAFFING = [k for k in kpis.CATALOGUE if k.dashboard and k.row == kpis.BUCKETED and agent_time(k)]
+# live ticket SLA counts per queue (contract §6.3)
+SLA_NOW = [kpis.BY_NAME["tickets_sla_breached"], kpis.BY_NAME["tickets_sla_at_risk"]]
+# the products table: incidents, backlog, resolution p90, FCR (contract §6.4)
+PRODUCT_COLUMNS = [kpis.BY_NAME[n] for n in ("tickets_opened", "open_tickets",
+                                              "resolution_p90_seconds", "fcr_rate")]
 VOLUMES = tuple(k.name for k in kpis.CATALOGUE
                 if k.kind == kpis.COUNT and k.name.startswith(("contacts_", "tickets_"))
                 and k.name != "tickets_reopened")
@@ -144,6 +168,10 @@ def scope_section(lay: Layout, stype: str, var: str, label: str,
                   thresholds: dict[str, dict[str, Any]]) -> None:
     lay.row(f"Per {label}")
     for kpi, title, unit, decimals, lo, hi in KPIS:
+        k = kpis.BY_NAME[kpi]
+        # a channel has no agents (null, so no series); agent KPIs have their own row
+        if not k.applies(stype) or agent_time(k):
+            continue
         lay.add(timeseries(f"{title} by {label} ($window)",
                            [target(scoped(f"kpi_{kpi}", stype, var), "{{scope}}")], unit,
                            decimals=decimals, lo=lo, hi=hi, thresholds=thresholds.get(kpi)), 8, 8)
@@ -166,6 +194,76 @@ def scope_section(lay: Layout, stype: str, var: str, label: str,
     ], "short", lo=0), 8, 8)
 
 
+def live_title(k: kpis.Kpi, per: str) -> str:
+    return f"{k.label} by {per} (now)"
+
+
+def staffing_section(lay: Layout, thresholds: dict[str, dict[str, Any]]) -> None:
+    """Agents per state per queue (now), agent KPIs per queue, tickets past their SLA."""
+    lay.row("Staffing and ticket SLA per queue")
+    for k in STAFFING_NOW:
+        lay.add(timeseries(f"{k.label} agents by queue (now)", [
+            target(scoped(f"kpi_{k.name}", "queue", "queue", window=False), "{{scope}}")],
+            "short", decimals=0, lo=0, description=k.help), 8, 7)
+    for k in STAFFING:
+        kpi, title, unit, decimals, lo, hi = spec(k)
+        lay.add(timeseries(f"{title} by queue ($window)",
+                           [target(scoped(f"kpi_{kpi}", "queue", "queue"), "{{scope}}")], unit,
+                           decimals=decimals, lo=lo, hi=hi, thresholds=thresholds.get(kpi),
+                           description=k.help), 8, 7)
+    # a count of tickets past their target: red from the first one (Grafana colours a
+    # value from the step at or below it, so a rule's "> 0" would paint 0 red too)
+    alarm = {"mode": "absolute", "steps": [{"color": "green", "value": None},
+                                           {"color": "red", "value": 1}]}
+    for k in SLA_NOW:
+        lay.add(timeseries(live_title(k, "queue"), [
+            target(scoped(f"kpi_{k.name}", "queue", "queue", window=False), "{{scope}}")],
+            "short", decimals=0, lo=0, thresholds=alarm, description=k.help), 8, 7)
+
+
+def table_target(expr: str, ref: str) -> dict[str, Any]:
+    return {"datasource": DS, "expr": expr, "legendFormat": "{{scope}}", "refId": ref,
+            "format": "table", "range": False, "instant": True}
+
+
+def product_section(lay: Layout) -> None:
+    """Incidents per product: tickets opened, backlog, resolution p90 and FCR, as a table
+    (one row per product) and the opened / backlog series over time."""
+    lay.row("Tickets by product")
+    refs = [chr(ord("A") + i) for i in range(len(PRODUCT_COLUMNS))]
+    names = {}
+    overrides = []
+    for ref, k in zip(refs, PRODUCT_COLUMNS, strict=True):
+        live = k.row == kpis.NOW
+        name = f"{k.label} ({'now' if live else '$window'})"
+        names[f"Value #{ref}"] = name
+        unit, decimals = UNITS[k.fmt]
+        overrides.append({"matcher": {"id": "byName", "options": name},
+                          "properties": [{"id": "unit", "value": unit},
+                                         {"id": "decimals", "value": decimals}]})
+    targets = [table_target(scoped(f"kpi_{k.name}", "product", None, window=k.row != kpis.NOW),
+                            ref) for ref, k in zip(refs, PRODUCT_COLUMNS, strict=True)]
+    first = names["Value #A"]
+    lay.add({"type": "table", "title": "Tickets by product", "datasource": DS,
+             "description": "Incidents per product (tickets opened with a product): opened "
+                            "and resolution p90 / FCR over the window, open backlog now.",
+             "targets": targets,
+             "transformations": [
+                 {"id": "merge", "options": {}},
+                 {"id": "organize", "options": {"excludeByName": {"Time": True},
+                                                "renameByName": {"scope": "Product", **names}}},
+             ],
+             "fieldConfig": {"defaults": {"custom": {"align": "auto"}}, "overrides": overrides},
+             "options": {"showHeader": True, "sortBy": [{"displayName": first, "desc": True}],
+                         "footer": {"show": False, "reducer": ["sum"], "fields": ""}}}, 12, 9)
+    for k in PRODUCT_COLUMNS[:2]:
+        live = k.row == kpis.NOW
+        title = live_title(k, "product") if live else f"{k.label} tickets by product ($window)"
+        lay.add(timeseries(title, [
+            target(scoped(f"kpi_{k.name}", "product", None, window=not live), "{{scope}}")],
+            "short", decimals=0, lo=0, description=k.help), 6, 9)
+
+
 def build() -> dict[str, Any]:
     thresholds = rule_thresholds()
     lay = Layout()
@@ -185,9 +283,19 @@ def build() -> dict[str, Any]:
                  decimals=0), 4, 4)
     lay.add(stat("Open tickets (now)", scoped("kpi_open_tickets", "all", None, False), "short",
                  decimals=0), 4, 4)
+    for k in STAFFING_NOW[:2]:
+        lay.add(stat(f"{k.label} agents (now)", scoped(f"kpi_{k.name}", "all", None, False),
+                     "short", decimals=0), 4, 4)
+    for k, colour in zip(SLA_NOW, ("red", "orange"), strict=True):
+        lay.add(stat(f"Tickets {k.label} (now)", scoped(f"kpi_{k.name}", "all", None, False),
+                     "short", {"mode": "absolute", "steps": [{"color": "green", "value": None},
+                                                             {"color": colour, "value": 1}]},
+                     0), 4, 4)
 
+    staffing_section(lay, thresholds)
     scope_section(lay, "queue", "queue", "queue", thresholds)
     scope_section(lay, "channel", "channel", "channel", thresholds)
+    product_section(lay)
 
     lay.row("Pipeline")
     lay.add(timeseries("Events processed per second by type", [
@@ -208,7 +316,7 @@ def build() -> dict[str, Any]:
                 "current": {"selected": True, "text": ["All"], "value": ["$__all"]},
                 "sort": 1}
 
-    windows = ["5m", "15m", "1h", "24h"]
+    windows = Settings.model_fields["windows"].default.split(",")
     return {
         "uid": UID, "title": "Contact center KPIs", "tags": ["kpi-stream", "sla"],
         "timezone": "browser", "editable": True, "graphTooltip": 1, "schemaVersion": 39,

@@ -1,184 +1,115 @@
 // Wallboard: polls the worker's snapshot and paints one row of tiles per queue.
 // Plain browser JS served as is by the worker (no build step, nothing fetched from
-// outside). Tests read the tiles through data-scope / data-kpi / data-window /
-// data-status and the text of their `.value` element, so keep those stable.
+// outside); formats, fetches, the rules' colours and the stale badge are common.js's.
+// Tests read the tiles through data-scope / data-kpi / data-window / data-status and
+// the text of their `.value` element, so keep those stable.
 "use strict";
 
 (() => {
-  const POLL_MS = 1000;
-  const STALE_MS = 5000;
-  // A hung request would otherwise hold the single polling slot forever.
-  const REQUEST_TIMEOUT_MS = 4000;
-  // Rules change only when a worker restarts with another file.
-  const RULES_REFRESH_MS = 60000;
-  const RULES_RETRY_MS = 5000;
+  const K = window.KpiPage;
+  const { $, el, isNum, format, DASH } = K;
   const ALERTS_MS = 5000;
   // Workers without the alerts endpoint answer 404: ask again rarely, not never,
   // so a rolling upgrade shows alerts without a page reload.
   const ALERTS_MISSING_MS = 60000;
   const DEFAULT_WINDOW = "15m";
-  const DASH = "\u2013";
-  const MINUS = "\u2212";
+  // The center's own figures in the header (the `all` row of the selected window):
+  // cost per contact exists only there, and repeats are a center-wide habit.
+  const CENTER_FIGURES = ["repeat_contact_rate", "cost_per_contact"];
+  // Count tiles hold two or three digits: they get narrower columns than times and rates.
+  const NARROW = 0.85;
 
   // The KPI catalogue (GET api/kpis): labels, formats, the counts behind each KPI
   // and which KPIs are the board's tiles, left to right. Nothing of it is repeated here.
   let TILES = [];
   let KPIS = {};
-  const OPS = {
-    "<": (v, t) => v < t, "<=": (v, t) => v <= t, ">": (v, t) => v > t, ">=": (v, t) => v >= t,
-  };
-  const RANK = { none: 0, ok: 1, warn: 2, breach: 3 };
 
   const state = {
-    snapshot: null, rules: [], rulesDue: 0, alertsDue: 0, lastOk: 0, started: Date.now(),
-    windowsKey: "", panels: new Map(),
+    snapshot: null, rules: [], rulesDue: 0, alertsDue: 0, lastOk: 0,
+    definitions: null, definitionsDue: 0,
+    windowsKey: "", panels: new Map(), figures: new Map(),
   };
 
-  const $ = (id) => document.getElementById(id);
-  function el(tag, className, text) {
-    const e = document.createElement(tag);
-    if (className) e.className = className;
-    if (text !== undefined) e.textContent = text;
-    return e;
-  }
-  const isNum = (v) => typeof v === "number" && Number.isFinite(v);
+  const tileStatus = (scope, kpi, win, row) => K.cellStatus(state.rules, KPIS, scope, kpi, win, row);
 
-  // --- formatting -------------------------------------------------------------------
-  const pad2 = (n) => String(n).padStart(2, "0");
-
-  function fmtDuration(seconds) {
-    const s = Math.round(seconds);
-    const h = Math.floor(s / 3600);
-    const m = Math.floor((s % 3600) / 60);
-    return h > 0 ? `${h}:${pad2(m)}:${pad2(s % 60)}` : `${m}:${pad2(s % 60)}`;
-  }
-
-  function fmtSigned(text) {
-    // toFixed keeps the sign of tiny negatives ("-0"), which reads as a glitch.
-    if (/^-0(\.0+)?$/.test(text)) return text.slice(1);
-    return text.replace(/^-/, MINUS);
-  }
-
-  function format(kind, value) {
-    if (!isNum(value)) return DASH;
-    switch (kind) {
-      case "percent": return fmtSigned((value * 100).toFixed(1)) + "%";
-      case "duration": return fmtDuration(value);
-      case "score": return fmtSigned(value.toFixed(0));
-      case "decimal": return fmtSigned(value.toFixed(2));
-      default: return String(Math.round(value));
+  // --- service-level targets (mirror of Definitions.threshold_for, contract §6.1) ------
+  function thresholdFor(defs, queue, channel) {
+    const t = defs.thresholds || {};
+    for (const key of [`${queue}/${channel}`, queue, `*/${channel}`]) {
+      if (isNum(t[key])) return t[key];
     }
+    return defs.threshold_seconds;
   }
 
-  // "15m" -> [15, "min"]: the window names of the worker's settings (5m, 1h, 24h, 2d)
-  const UNITS = { s: [1 / 60, "s"], m: [1, "min"], h: [60, "h"], d: [1440, "d"] };
-  const parseWindow = (name) => /^(\d+)([smhd])$/.exec(name);
-  const windowMinutes = (name) => {
-    const m = parseWindow(name);
-    return m ? Number(m[1]) * UNITS[m[2]][0] : Number.MAX_SAFE_INTEGER;
-  };
-  const windowText = (name) => {
-    const m = parseWindow(name);
-    return m ? `last ${m[1]} ${UNITS[m[2]][1]}` : name;
-  };
-
-  // --- rules (mirror of Rule.applies / Rule.status in stream_app/rules.py) -----------
-  // Python's fnmatch.fnmatchcase: * ? [seq] [!seq], whole string, case-sensitive.
-  function globToRegExp(glob) {
-    let re = "";
-    for (let i = 0; i < glob.length; i++) {
-      const c = glob[i];
-      if (c === "*") { re += "[\\s\\S]*"; continue; }
-      if (c === "?") { re += "[\\s\\S]"; continue; }
-      if (c === "[") {
-        let j = i + 1;
-        if (glob[j] === "!") j++;
-        if (glob[j] === "]") j++;
-        while (j < glob.length && glob[j] !== "]") j++;
-        if (j < glob.length) {
-          let set = glob.slice(i + 1, j);
-          const negate = set[0] === "!";
-          if (negate) set = set.slice(1);
-          // a leading "]" is literal in fnmatch; in a JS class it must be escaped
-          set = set.replace(/[\\\]^]/g, "\\$&");
-          re += `[${negate ? "^" : ""}${set}]`;
-          i = j;
-          continue;
-        }
-      }
-      re += c.replace(/[.*+?^${}()|[\]\\/]/g, "\\$&");
+  // "SL target 30 s", and the channels of this queue that are counted against another
+  // threshold ("chat 60 s"), from the definitions' "<queue>/<channel>" and "*/<channel>".
+  function queueTarget(defs, queue) {
+    const t = defs.thresholds || {};
+    const base = isNum(t[queue]) ? t[queue] : defs.threshold_seconds;
+    const channels = new Set();
+    for (const key of Object.keys(t)) {
+      const slash = key.lastIndexOf("/");
+      if (slash > 0) channels.add(key.slice(slash + 1));
     }
-    return new RegExp(`^${re}$`);
+    const overrides = [...channels].sort()
+      .map((c) => [c, thresholdFor(defs, queue, c)])
+      .filter(([, v]) => v !== base);
+    return { base, overrides };
   }
 
-  function ruleStatus(rule, row) {
-    const value = row ? row[rule.kpi] : null;
-    if (!isNum(value)) return "none";
-    const behind = KPIS[rule.kpi] ? KPIS[rule.kpi].samples : [];
-    const samples = behind.reduce((n, f) => n + (Number(row[f]) || 0), 0);
-    if (samples < (rule.min_samples || 0)) return "none";
-    const op = OPS[rule.op];
-    if (!op) return "none";
-    if (op(value, rule.threshold)) return "breach";
-    if (isNum(rule.warn) && op(value, rule.warn)) return "warn";
-    return "ok";
-  }
-
-  // The worst verdict of every rule on this tile; "none" when no rule says anything.
-  function tileStatus(scope, kpi, win, row) {
-    let best = "none";
-    for (const rule of state.rules) {
-      if (rule.kpi !== kpi || rule.window !== win || !rule.scopeRe.test(scope)) continue;
-      const s = ruleStatus(rule, row);
-      if (RANK[s] > RANK[best]) best = s;
+  function renderTarget(node, scope) {
+    const defs = state.definitions;
+    if (!defs) return;
+    let text;
+    if (scope === "all") {
+      const varies = Object.keys(defs.thresholds || {}).length > 0;
+      node.dataset.target = String(defs.threshold_seconds);
+      node.dataset.overrides = "";
+      text = `SL target ${K.fmtTarget(defs.threshold_seconds)}${varies ? " default" : ""}`;
+    } else {
+      const { base, overrides } = queueTarget(defs, scope.slice("queue:".length));
+      node.dataset.target = String(base);
+      node.dataset.overrides = overrides.map(([c, v]) => `${c}=${v}`).join(",");
+      text = [`SL target ${K.fmtTarget(base)}`,
+        ...overrides.map(([c, v]) => `${c} ${K.fmtTarget(v)}`)].join(" \u00b7 ");
     }
-    return best;
+    if (node.textContent !== text) node.textContent = text;
   }
 
   // --- network: one request at a time, all from the single loop in tick() -----------
-  async function getJson(path) {
-    const ctl = new AbortController();
-    const timer = setTimeout(() => ctl.abort(), REQUEST_TIMEOUT_MS);
-    try {
-      const res = await fetch(path, { cache: "no-store", signal: ctl.signal });
-      const body = res.ok ? await res.json() : null;
-      return { status: res.status, ok: res.ok, body };
-    } finally {
-      clearTimeout(timer);
-    }
+  async function loadRules() {
+    const rules = await K.loadRules();
+    if (rules) state.rules = rules;
+    // Retried sooner when it failed; tiles stay uncoloured meanwhile.
+    state.rulesDue = Date.now() + (rules ? K.RULES_REFRESH_MS : K.RULES_RETRY_MS);
   }
 
-  async function loadRules() {
+  async function loadDefinitions() {
     try {
-      const res = await getJson("api/rules");
-      if (res.ok && Array.isArray(res.body)) {
-        state.rules = res.body.map((r) => ({ ...r, scopeRe: globToRegExp(String(r.scope)) }));
-        state.rulesDue = Date.now() + RULES_REFRESH_MS;
+      const res = await K.getJson("api/definitions");
+      if (res.ok && res.body && typeof res.body === "object") {
+        state.definitions = res.body;
+        state.definitionsDue = Date.now() + K.RULES_REFRESH_MS;
         return;
       }
     } catch (_err) {
-      // Retried below; tiles stay uncoloured meanwhile.
+      // Retried below; the targets stay blank meanwhile.
     }
-    state.rulesDue = Date.now() + RULES_RETRY_MS;
+    state.definitionsDue = Date.now() + K.RULES_RETRY_MS;
   }
 
   async function loadCatalogue() {
-    try {
-      const res = await getJson("api/kpis");
-      if (res.ok && Array.isArray(res.body)) {
-        KPIS = Object.fromEntries(res.body.map((k) => [k.name, k]));
-        TILES = res.body.filter((k) => k.board !== null)
-          .sort((a, b) => a.board - b.board)
-          .map((k) => ({ kpi: k.name, label: k.label, live: k.row === "now", fmt: k.format }));
-      }
-    } catch (_err) {
-      // Retried at the next tick; the board waits for it.
-    }
+    const catalogue = await K.loadCatalogue();
+    if (!catalogue) return;
+    KPIS = catalogue;
+    TILES = Object.values(catalogue).filter((k) => k.board !== null)
+      .sort((a, b) => a.board - b.board)
+      .map((k) => ({ kpi: k.name, label: k.label, live: k.row === "now", fmt: k.format }));
   }
 
   async function loadSnapshot() {
     try {
-      const res = await getJson("api/snapshot");
+      const res = await K.getJson("api/snapshot");
       if (res.ok && res.body && Array.isArray(res.body.rows)) {
         state.snapshot = res.body;
         state.lastOk = Date.now();
@@ -189,7 +120,7 @@
   }
 
   async function loadAlerts() {
-    const res = await getJson("api/alerts").catch(() => null);
+    const res = await K.getJson("api/alerts").catch(() => null);
     if (res && res.status === 404) {
       state.alertsDue = Date.now() + ALERTS_MISSING_MS;
       renderAlerts([]);
@@ -204,15 +135,12 @@
 
   async function tick() {
     const started = Date.now();
-    try {
-      if (!TILES.length) await loadCatalogue();
-      if (started >= state.rulesDue) await loadRules();
-      await loadSnapshot();
-      render();
-      if (started >= state.alertsDue) await loadAlerts();
-    } finally {
-      setTimeout(tick, Math.max(0, POLL_MS - (Date.now() - started)));
-    }
+    if (!TILES.length) await loadCatalogue();
+    if (started >= state.rulesDue) await loadRules();
+    if (started >= state.definitionsDue) await loadDefinitions();
+    await loadSnapshot();
+    render();
+    if (started >= state.alertsDue) await loadAlerts();
   }
 
   // --- window selection (remembered in the URL hash: #w=15m) -------------------------
@@ -220,10 +148,12 @@
     return new URLSearchParams(location.hash.replace(/^#/, "")).get("w");
   }
 
+  // The snapshot's windows in its own order (as the worker is configured: 5m … 24h,
+  // today), without the live `now` rows.
   function availableWindows(snap) {
     const seen = new Set();
     for (const row of snap.rows) if (row.window !== "now") seen.add(row.window);
-    return [...seen].sort((a, b) => windowMinutes(a) - windowMinutes(b));
+    return [...seen];
   }
 
   function selectedWindow(windows) {
@@ -250,21 +180,28 @@
         const b = el("button", "", w);
         b.type = "button";
         b.dataset.choice = w;
+        b.title = K.windowText(w);
         b.addEventListener("click", () => chooseWindow(w));
         return b;
       }));
     }
     for (const b of nav.children) b.setAttribute("aria-pressed", String(b.dataset.choice === selected));
-    $("window-label").textContent = windowText(selected);
+    $("window-label").textContent = K.windowText(selected);
     $("window-label").dataset.window = selected;
   }
 
   // --- board ---------------------------------------------------------------------------
+  // A new group starts where the tiles switch between live (`now`) and windowed values:
+  // the room reads "what is happening" apart from "how it went".
+  const groupStart = (i) => i > 0 && TILES[i].live !== TILES[i - 1].live;
+
   function renderColumnHeads(selected) {
     const heads = $("colheads");
     if (!heads.children.length) {
-      heads.append(el("div", "colhead scope-head", "Queue"), ...TILES.map((t) => {
-        const h = el("div", "colhead");
+      const widths = TILES.map((t) => `minmax(0, ${t.fmt === "count" ? NARROW : 1}fr)`);
+      document.documentElement.style.setProperty("--cols", `minmax(9rem, 1.6fr) ${widths.join(" ")}`);
+      heads.append(el("div", "colhead scope-head", "Queue"), ...TILES.map((t, i) => {
+        const h = el("div", groupStart(i) ? "colhead group-start" : "colhead");
         h.dataset.kpi = t.kpi;
         h.append(el("span", "", t.label), el("small"));
         return h;
@@ -278,9 +215,15 @@
   function makePanel(scope) {
     const panel = el("section", scope === "all" ? "panel total" : "panel");
     panel.dataset.scope = scope;
-    panel.append(el("h2", "scope", scope === "all" ? "All queues" : scope.slice("queue:".length)));
-    const tiles = TILES.map((t) => {
-      const tile = el("div", "tile");
+    const head = el("div", "scope");
+    const name = el("h2", "", scope === "all" ? "All queues" : scope.slice("queue:".length));
+    const target = el("p", "target");
+    target.dataset.scope = scope;
+    head.append(name, target);
+    panel.append(head);
+    panel.setAttribute("aria-label", name.textContent);
+    const tiles = TILES.map((t, i) => {
+      const tile = el("div", groupStart(i) ? "tile group-start" : "tile");
       tile.dataset.scope = scope;
       tile.dataset.kpi = t.kpi;
       tile.dataset.status = "none";
@@ -289,12 +232,13 @@
       panel.append(tile);
       return { tile, value, spec: t };
     });
-    return { panel, tiles };
+    return { panel, tiles, target };
   }
 
   // The text stays exactly the formatted value; only the "%" is drawn smaller.
   function showValue(node, text) {
     node.classList.toggle("long", text.length > 6);
+    node.classList.toggle("short", text.length <= 3);
     if (!text.endsWith("%")) {
       node.textContent = text;
       return;
@@ -317,8 +261,7 @@
     renderColumnHeads(selected);
     $("loading").hidden = true;
 
-    const rows = new Map();
-    for (const row of snap.rows) rows.set(`${row.scope}|${row.window}`, row);
+    const rows = K.rowIndex(snap);
     const scopes = boardScopes(snap);
     for (const [scope, p] of state.panels) {
       if (!scopes.includes(scope)) {
@@ -337,6 +280,7 @@
       }
       // append moves an existing node; only when a queue came or went, so no churn
       if (reorder) board.append(p.panel);
+      renderTarget(p.target, scope);
       for (const { tile, value, spec } of p.tiles) {
         const win = spec.live ? "now" : selected;
         const row = rows.get(`${scope}|${win}`);
@@ -348,16 +292,36 @@
         tile.title = `${spec.label} (${win})`;
       }
     }
+    renderFigures(rows.get(`all|${selected}`), selected);
     renderFooter(snap);
   }
 
+  // Repeat-contact rate and cost per contact of the whole center, selected window.
+  function renderFigures(row, win) {
+    const box = $("center-figures");
+    for (const kpi of CENTER_FIGURES) {
+      const spec = KPIS[kpi];
+      if (!spec) continue;
+      let f = state.figures.get(kpi);
+      if (!f) {
+        const node = el("span", "figure");
+        node.dataset.scope = "all";
+        node.dataset.kpi = kpi;
+        const value = el("span", "value", DASH);
+        node.append(el("span", "figure-label", spec.label), value);
+        box.append(node);
+        f = { node, value };
+        state.figures.set(kpi, f);
+      }
+      const text = format(spec.format, row ? row[kpi] : null);
+      if (f.value.textContent !== text) f.value.textContent = text;
+      f.node.dataset.window = win;
+      f.node.title = `${spec.label}, all queues (${K.windowText(win)}): ${spec.help}`;
+    }
+  }
+
   function renderFooter(snap) {
-    const asOf = $("as-of");
-    const t = new Date(snap.as_of);
-    asOf.dataset.asOf = snap.as_of;
-    asOf.textContent = Number.isNaN(t.getTime()) ? `as of ${snap.as_of}`
-      : `as of ${t.toLocaleTimeString([], { hour12: false })}`;
-    asOf.title = snap.as_of;
+    K.showAsOf($("as-of"), snap.as_of);
     const rejected = snap.rejected || {};
     const total = Object.values(rejected).reduce((n, v) => n + (Number(v) || 0), 0);
     $("rejected").dataset.value = String(total);
@@ -377,7 +341,7 @@
   }
 
   function alertValue(kind, value) {
-    return kind === "decimal" && isNum(value) ? fmtSigned(value.toFixed(1)) : format(kind, value);
+    return kind === "decimal" && isNum(value) ? K.fmtSigned(value.toFixed(1)) : format(kind, value);
   }
 
   function alertSince(iso) {
@@ -413,21 +377,8 @@
     }));
   }
 
-  function renderClockAndStale() {
-    $("clock").textContent = new Date().toLocaleTimeString([], {
-      hour12: false, hour: "2-digit", minute: "2-digit",
-    });
-    const since = state.lastOk || state.started;
-    const age = Date.now() - since;
-    const stale = age > STALE_MS;
-    const badge = $("stale");
-    badge.hidden = !stale;
-    badge.textContent = state.lastOk ? `stale ${Math.floor(age / 1000)} s` : "no data";
-    document.body.classList.toggle("is-stale", stale);
-  }
-
   window.addEventListener("hashchange", render);
-  setInterval(renderClockAndStale, 500);
-  renderClockAndStale();
-  tick();
+  K.downloadLink($("intervals-csv"));
+  K.watchStale(() => state.lastOk);
+  K.poll(tick);
 })();
