@@ -6,8 +6,10 @@ SHELL := /bin/bash
 PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
-# Touched after a successful install; newer pyproject.toml means reinstall.
+# Touched after a successful install; a newer pyproject.toml or lock means reinstall.
 STAMP := $(VENV)/.installed
+# Every dependency pinned with its hashes (infra/lock.sh regenerates it from pyproject.toml).
+LOCK := infra/requirements/dev.lock
 # Extra arguments for pytest, e.g. `make test PYTEST_ARGS='-k stack -x'`.
 PYTEST_ARGS ?=
 
@@ -46,15 +48,18 @@ native: $(STAMP)
 	@rm -f $(NATIVE_STAMP)
 	@$(MAKE) --no-print-directory $(NATIVE_STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(LOCK)
 	@if [ ! -x $(PY) ]; then \
 		command -v $(PYTHON) >/dev/null 2>&1 || { \
 			echo "make: $(PYTHON) not found; install Python 3.11 (e.g. apt-get install python3.11 python3.11-venv)" >&2; \
 			exit 1; }; \
 		$(PYTHON) -m venv $(VENV); \
 	fi
-	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[dev]'
+	@$(PY) -m pip install -q --require-hashes -r $(LOCK) || { \
+		echo "make: installing $(LOCK) failed. If pyproject.toml changed, run infra/lock.sh" \
+			"and commit the new locks; a hash mismatch means a download differs from the one" \
+			"locked: do not work around it." >&2; exit 1; }
+	$(PY) -m pip install -q --no-deps -e .
 	@touch $@
 
 stack: install

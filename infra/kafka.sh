@@ -92,7 +92,9 @@ cmd_fetch() {
     need_java
     need_mvn
     local m2="${MAVEN_REPO_LOCAL:-$HOME/.m2/repository}"
-    local mvn=(mvn -q -B -f "$POM")
+    # -C (--strict-checksums): a jar whose .sha1/.md5 from Maven Central does not match fails
+    # the fetch; by default Maven only warns and runs what it downloaded.
+    local mvn=(mvn -q -B -C -f "$POM")
     if [[ -n "${MAVEN_REPO_LOCAL:-}" ]]; then
         mvn+=("-Dmaven.repo.local=$MAVEN_REPO_LOCAL")
     fi

@@ -118,38 +118,9 @@ def worker(
     loglevel: Annotated[str, typer.Option(help="debug, info, warning, error")] = "warning",
 ) -> None:
     """Run a live worker: consume, compute, serve /api/snapshot (and publish)."""
-    import sys
+    from stream_app.worker.startup import run_worker
 
-    from stream_app.kafka.worker_topics import ensure_worker_topics_sync
-    from stream_app.logs import setup_logging
-    from stream_app.settings import get_settings
-
-    settings = get_settings()
-    setup_logging(loglevel)
-    from stream_app.definitions import load_definitions
-    from stream_app.outputs.rules import RulesError, load_rules
-    from tables.definitions import DefinitionsError
-
-    try:
-        load_definitions(settings.rules_file or None, settings)
-        load_rules(settings.rules_file or None, settings.window_names)
-    except (RulesError, DefinitionsError) as exc:
-        typer.echo(f"kpi-stream: {exc}", err=True)
-        raise typer.Exit(2) from exc
-    try:
-        ensure_worker_topics_sync(settings)
-    except Exception as exc:  # noqa: BLE001 - turn a stack trace into an instruction
-        typer.echo(
-            f"kpi-stream: cannot reach Kafka at {settings.kafka_bootstrap_servers} ({exc}).\n"
-            "Start the local stack with `make stack` or set KAFKA_BOOTSTRAP_SERVERS.",
-            err=True,
-        )
-        raise typer.Exit(2) from exc
-    from stream_app.worker.app import app as faust_app
-
-    level = {"warning": "warn", "critical": "crit"}.get(loglevel, loglevel)
-    sys.argv = ["kpi-stream", "--quiet", "worker", "--loglevel", level]
-    faust_app.main()
+    run_worker(loglevel)
 
 
 @app.command()
@@ -174,8 +145,12 @@ def bench(
     memory_events: Annotated[int, typer.Option(help="Events through the memory run.")] = 10_000_000,
     latency_seconds: Annotated[float, typer.Option(help="Length of the latency run.")] = 60.0,
     skip: Annotated[
-        list[str] | None, typer.Option(help="Skip: live, latency, memory, replay.")
+        list[str] | None,
+        typer.Option(help="Skip: live, latency, memory, replay, gateway, soak."),
     ] = None,
+    soak_seconds: Annotated[
+        float, typer.Option(help="Length of the soak run with faults (2,000 ev/s).")
+    ] = 1800.0,
 ) -> None:
     """Measure throughput, latency and memory (needs the stack: `make bench`)."""
     try:
@@ -189,7 +164,7 @@ def bench(
         raise typer.Exit(2) from exc
     from stream_app.tools.bench.report import run_bench
 
-    run_bench(events, memory_events, latency_seconds, set(skip or []))
+    run_bench(events, memory_events, latency_seconds, set(skip or []), soak_seconds)
 
 
 alerts_app = typer.Typer(help="SLA rules as Prometheus alerting rules.", no_args_is_help=True)

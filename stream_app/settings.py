@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from pydantic import AliasChoices, Field, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from stream_app.kafka.client import KafkaSecurity
 from tables.entities import window_minutes
 
 #: Default local stack ports: non-default so a developer's own Kafka/Redis are left alone.
@@ -39,6 +40,12 @@ class Settings(BaseSettings):
     redis_url: str = Field(
         DEFAULT_REDIS, validation_alias=AliasChoices("REDIS_URL", "KPI_REDIS_URL")
     )
+    #: TLS / SASL of every Kafka client, from the standard ``KAFKA_SECURITY_PROTOCOL``,
+    #: ``KAFKA_SASL_*`` and ``KAFKA_SSL_*`` variables (stream_app/kafka/client.py)
+    kafka_security: KafkaSecurity = Field(default_factory=KafkaSecurity)
+    #: false where the app may not create topics: then every topic must exist beforehand,
+    #: and a missing one stops the worker at start naming it
+    create_topics: bool = True
 
     # --- names that let several deployments share one Kafka and one Redis ----
     app_id: str = "kpi-stream"
@@ -80,6 +87,14 @@ class Settings(BaseSettings):
     rules_file: str = ""
     #: faust's working directory (nothing durable lives there: state is in Kafka)
     data_dir: str = ".run/worker-data"
+    #: when set, /api/* and /metrics answer only requests with ``Authorization: Bearer <it>``
+    api_token: SecretStr | None = None
+    #: /healthz fails when no batch progressed for this long while input is waiting
+    health_stall_seconds: float = 60.0
+    #: an input message larger than this is dead-lettered ``too_large`` before decoding
+    max_message_bytes: int = 1_000_000
+    #: on SIGTERM, at most this long to write and commit the last batch and alerts
+    stop_timeout: float = 20.0
 
     # --- engine batching ---------------------------------------------------------------
     batch_max: int = 10000

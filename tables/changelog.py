@@ -49,8 +49,12 @@ from tables.live import PartLive
 
 Offsets = dict[str, int]
 MinuteCells = dict[CellKey, A.Agg]
-#: changelog values are at most this many entity records / ids (stay below 1 MB messages)
+#: a redo-log or checkpoint chunk starts with at most this many entity records / ids ...
 CHUNK = 4000
+#: ... and is halved until it encodes to at most this many bytes. The worker sets it from the
+#: changelog topic's ``max.message.bytes`` (:func:`set_value_limit`): a chunk the broker
+#: refuses would hold the partition's writes for ever.
+VALUE_LIMIT = 1_000_000
 SUMMARY = "S"
 OFFERS = "F"
 DEADLINES = "D"
@@ -82,19 +86,37 @@ def encode_applied(o: Offsets) -> bytes:
     return orjson.dumps({"o": o})
 
 
+def set_value_limit(max_bytes: int) -> None:
+    """The most bytes a log or checkpoint chunk may encode to (see ``VALUE_LIMIT``)."""
+    global VALUE_LIMIT
+    VALUE_LIMIT = max(1024, int(max_bytes))
+
+
 def _chunks(
     records: list[list[Any]], ids: list[tuple[str, int]], offers: list[Offer], o: Offsets | None
 ) -> list[bytes]:
-    out = []
-    for i in range(0, max(len(records), len(ids), len(offers), 1), CHUNK):
-        value: dict[str, Any] = {
-            "e": records[i : i + CHUNK],
-            "d": ids[i : i + CHUNK],
-            "f": offers[i : i + CHUNK],
-        }
+    """Index ranges of the three lists, each encoded as one value; a range that encodes to
+    more than ``VALUE_LIMIT`` bytes is halved (in order) until it fits or is one item."""
+    limit = VALUE_LIMIT
+
+    def encode(i: int, j: int) -> bytes:
+        value: dict[str, Any] = {"e": records[i:j], "d": ids[i:j], "f": offers[i:j]}
         if o is not None:
             value["o"] = o
-        out.append(orjson.dumps(value))
+        return orjson.dumps(value)
+
+    n = max(len(records), len(ids), len(offers))
+    todo = [(i, min(i + CHUNK, n)) for i in range(0, max(n, 1), CHUNK)]
+    todo.reverse()  # a stack: the next range to encode is last
+    out = []
+    while todo:
+        i, j = todo.pop()
+        data = encode(i, j)
+        if len(data) <= limit or j - i <= 1:
+            out.append(data)  # (one record over the limit is the writer's to report)
+            continue
+        mid = (i + j) // 2
+        todo += [(mid, j), (i, mid)]
     return out
 
 

@@ -51,6 +51,7 @@ class Config:
         skew_us: int = 300 * US,
         open_ttl_us: int = 7 * 86_400 * US,
         caps: dict[str, int] | None = None,
+        max_message_bytes: int = 1_000_000,
     ) -> None:
         self.defs = defs or Definitions()
         self.calendar = self.defs.calendar()
@@ -62,6 +63,8 @@ class Config:
         self.retention_us = retention_us
         self.skew_us = skew_us
         self.open_ttl_us = open_ttl_us
+        #: a message larger than this is rejected ``too_large`` before it is decoded
+        self.max_message_bytes = max_message_bytes
         #: the most buckets any window covers (minutes older than that are dropped)
         self.largest_window = max(w.minutes for w in self.windows)
         #: scope kind -> the most scopes of it in a snapshot (the rest fold into <kind>:other)
@@ -81,6 +84,7 @@ class Config:
             open_ttl_us=s.open_entity_ttl_seconds * US,
             caps={k: v for k, v in (("queue", s.max_queues), ("agent", s.max_agents),
                                     ("product", s.max_products)) if v > 0},
+            max_message_bytes=s.max_message_bytes,
         )
 
 

@@ -38,6 +38,7 @@ from tables.schema import (  # noqa: F401 - re-exported: the events' vocabulary
     REASONS,
     SCHEMA,
     SCORE_RANGE,
+    TOO_LARGE,
     TOO_LATE,
     TS_DECODER,
     UNKNOWN_ENTITY,

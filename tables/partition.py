@@ -20,6 +20,7 @@ from tables import changelog as C
 from tables.changelog import Offsets
 from tables.clock import Clock
 from tables.entities import DUPLICATE, Cells, Config
+from tables.schema import INTERNAL_ERROR
 from tables.state import PartitionState
 from tables.windows import MINUTE_US
 
@@ -126,13 +127,20 @@ class PartitionStore:
                 continue  # applied before a restart: everything it did is stored
             last = offset
             raw = value if value is not None else b""
-            if offset <= gate_to:
-                reason = self._gated(family, offset, raw, clock)
-                if reason is not None:
-                    dead.append((offset, raw, reason))
+            try:
+                if offset <= gate_to:
+                    reason = self._gated(family, offset, raw, clock)
+                    if reason is not None:
+                        dead.append((offset, raw, reason))
+                    continue
+                state.set_offset(offset)
+                verdict = state.feed(raw, clock)
+            except Exception as exc:  # noqa: BLE001 - one record must not stop its partition
+                # A bug met by this record: it is dead-lettered, the rest goes on. The reason
+                # carries the exception ("internal_error:KeyError: 'x'"); the worker splits it
+                # into the reason and an ``exception`` header.
+                dead.append((offset, raw, f"{INTERNAL_ERROR}:{type(exc).__name__}: {exc}"))
                 continue
-            state.set_offset(offset)
-            verdict = state.feed(raw, clock)
             ev = state.last
             if ev is not None:
                 by_type[ev.__class__] = by_type.get(ev.__class__, 0) + 1

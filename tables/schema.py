@@ -14,6 +14,9 @@ import msgspec
 
 # --- reasons, in the contract's order --------------------------------------------------------
 INVALID_JSON: Final = "invalid_json"
+#: larger than ``KPI_MAX_MESSAGE_BYTES``: rejected before decoding (not a contract reason:
+#: a bound on what one message may cost the worker)
+TOO_LARGE: Final = "too_large"
 SCHEMA: Final = "schema"
 UNKNOWN_TYPE: Final = "unknown_type"
 OUT_OF_RANGE: Final = "out_of_range"
@@ -30,7 +33,11 @@ REASONS: Final = (
     FUTURE_TS,
     UNKNOWN_ENTITY,
     OUT_OF_ORDER,
+    TOO_LARGE,
 )
+#: the live worker's dead-letter reason for a record whose processing raised (a bug, not the
+#: message's fault); never counted in a snapshot, which the contract defines
+INTERNAL_ERROR: Final = "internal_error"
 
 CHANNELS: Final = ("voice", "chat", "email", "messaging", "social")
 AGENT_STATES: Final = ("available", "busy", "wrap_up", "paused", "offline")

@@ -40,6 +40,7 @@ from tables.entities import (  # noqa: F401 - re-exported: the state's vocabular
     Ticket,
 )
 from tables.events import (
+    TOO_LARGE,
     AgentState,
     ContactAbandoned,
     ContactAnswered,
@@ -83,6 +84,7 @@ class PartitionState:
         #: the event time of ``last`` (us)
         self.last_ts = 0
         self._last_ttl_scan = 0
+        self.max_bytes = cfg.max_message_bytes
 
     # --- the pipeline -----------------------------------------------------------------------------
     def feed(self, raw: bytes, clock: Clock) -> str | None:
@@ -90,8 +92,13 @@ class PartitionState:
 
         Returns None when it counted, ``DUPLICATE``, or the rejection reason (already
         counted in ``rejected``). ``clock`` decides ``too_late`` / ``future_ts`` (and moves,
-        for the replay's event clock) before the duplicate and lifecycle checks.
+        for the replay's event clock) before the duplicate and lifecycle checks. A message
+        larger than ``Config.max_message_bytes`` is ``too_large`` before anything else.
         """
+        if len(raw) > self.max_bytes:
+            self.last = None
+            self.reject(TOO_LARGE)
+            return TOO_LARGE
         ev = decode(raw)
         if isinstance(ev, str):
             self.last = None
@@ -191,16 +198,21 @@ class PartitionState:
         saved_cells = self.buffer.swap({})
         saved = (self.rejected, self.duplicates)
         self.rejected, self.duplicates = {}, 0
+        cells: Cells = {}
         try:
             verdict = self.feed(raw, clock)
-            return verdict, self.buffer.swap(saved_cells), self.rejected, self.duplicates
+            return verdict, cells, self.rejected, self.duplicates
         finally:
+            # Also when feed raised: the batch's pending cells must survive one bad record.
+            cells.update(self.buffer.swap(saved_cells))
             self.rejected, self.duplicates = saved
 
     def stored_before(self, raw: bytes, offset: int) -> bool:
         """True when the entity of this message was stored with the message already
         applied (``upto >= offset``): then so were its counts, and only its id is
         remembered again."""
+        if len(raw) > self.max_bytes:
+            return False  # never applied: it is rejected again, before decoding
         ev = decode(raw)
         if isinstance(ev, str):
             return False

@@ -17,9 +17,11 @@ from __future__ import annotations
 
 import asyncio
 import ssl
+from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, get_args
+from typing import Any, Literal, get_args
+from typing import Protocol as _Protocol
 
 from aiokafka import errors as kafka_errors
 from aiokafka.conn import AIOKafkaConnection, create_conn
@@ -27,9 +29,6 @@ from aiokafka.helpers import create_ssl_context
 from aiokafka.protocol.metadata import MetadataRequest
 from pydantic import SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
-
-if TYPE_CHECKING:  # settings.py may embed KafkaSecurity: no import cycle at run time
-    from stream_app.settings import Settings
 
 Protocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
 Mechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
@@ -167,12 +166,34 @@ class KafkaSecurity(BaseSettings):
         return ", ".join(parts)
 
 
-def security_of(settings: Settings) -> KafkaSecurity:
+class KafkaTarget(_Protocol):
+    """What a client needs to know of the settings: the project's ``Settings`` (which embeds
+    ``kafka_security``), or anything with ``kafka_bootstrap_servers`` (then the security
+    comes from the environment)."""
+
+    @property
+    def kafka_bootstrap_servers(self) -> str: ...
+
+
+@dataclass(frozen=True)
+class Cluster:
+    """A bootstrap list with its security (None: from the environment)."""
+
+    kafka_bootstrap_servers: str
+    kafka_security: KafkaSecurity | None = None
+
+
+def as_target(where: str | KafkaTarget) -> KafkaTarget:
+    """Tools that take a bare ``host:port`` list get the environment's security with it."""
+    return Cluster(where) if isinstance(where, str) else where
+
+
+def security_of(settings: KafkaTarget) -> KafkaSecurity:
     """``settings.kafka_security`` when the settings carry one, else read from the environment."""
     return getattr(settings, "kafka_security", None) or KafkaSecurity()
 
 
-def client_kwargs(settings: Settings) -> dict[str, Any]:
+def client_kwargs(settings: KafkaTarget) -> dict[str, Any]:
     """Keyword arguments shared by every aiokafka client (producer, consumer, admin).
 
     Holds the SASL password in clear (aiokafka needs it so): never log this dict, log
@@ -201,7 +222,7 @@ def _hosts(bootstrap: str) -> list[tuple[str, int]]:
     return out
 
 
-def faust_broker_kwargs(settings: Settings) -> dict[str, Any]:
+def faust_broker_kwargs(settings: KafkaTarget) -> dict[str, Any]:
     """``broker`` and ``broker_credentials`` for ``faust.App(...)``: the same cluster, the
     same security as :func:`client_kwargs` (faust hands the credentials to aiokafka)."""
     from faust.auth import SASLCredentials, SSLCredentials
@@ -222,7 +243,7 @@ def faust_broker_kwargs(settings: Settings) -> dict[str, Any]:
     return {"broker": f"kafka://{servers}", "broker_credentials": credentials}
 
 
-def describe(settings: Settings) -> str:
+def describe(settings: KafkaTarget) -> str:
     """One log-safe line: where the cluster is and how clients authenticate."""
     return f"Kafka {settings.kafka_bootstrap_servers} ({security_of(settings).describe()})"
 
@@ -369,7 +390,7 @@ async def _check_host(host: str, port: int, sec: KafkaSecurity, budget: float) -
         raise KafkaConnectionError(await _explain(exc, host, port, sec, connected, probe)) from exc
 
 
-async def check_connection(settings: Settings, timeout: float = 10.0) -> None:
+async def check_connection(settings: KafkaTarget, timeout: float = 10.0) -> None:
     """Connect once to the bootstrap servers and to the brokers they advertise.
 
     Returns when the cluster answers a metadata request over the configured security;

@@ -18,18 +18,31 @@ import sys
 import time
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.client import AIOKafkaClient
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError, for_code
 
+from stream_app.kafka.client import KafkaTarget, as_target, client_kwargs
+
 log = logging.getLogger(__name__)
+#: the broker's default ``message.max.bytes`` (what a topic without its own limit takes)
+BROKER_DEFAULT_MAX_MESSAGE_BYTES = 1_048_588
+
+
+def admin_client(where: str | KafkaTarget, timeout: float = 30.0) -> AIOKafkaAdminClient:
+    """An admin client with the cluster's security (``where``: settings or ``host:port``)."""
+    return AIOKafkaAdminClient(
+        **client_kwargs(as_target(where)), request_timeout_ms=int(timeout * 1000)
+    )
 
 
 async def ensure_topics(
-    bootstrap: str,
+    where: str | KafkaTarget,
     names: list[str],
     partitions: int,
     replication_factor: int = 1,
     timeout: float = 30.0,
+    configs: dict[str, str] | None = None,
 ) -> None:
     """Create ``names`` with ``partitions`` partitions; existing topics are left as they are.
 
@@ -38,11 +51,11 @@ async def ensure_topics(
     """
     if not names:
         return
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=int(timeout * 1000))
+    admin = admin_client(where, timeout)
     await admin.start()
     try:
         response = await admin.create_topics(
-            [NewTopic(n, partitions, replication_factor) for n in names],
+            [NewTopic(n, partitions, replication_factor, topic_configs=configs) for n in names],
             timeout_ms=int(timeout * 1000),
         )
         for topic_error in response.topic_errors:
@@ -82,9 +95,9 @@ async def _describe_all(admin: AIOKafkaAdminClient) -> list[dict]:
     return list(await admin.describe_topics(None))
 
 
-async def topic_partitions(bootstrap: str, names: list[str]) -> dict[str, int]:
+async def topic_partitions(where: str | KafkaTarget, names: list[str]) -> dict[str, int]:
     """Partition count of each existing topic in ``names`` (absent topics are left out)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10_000)
+    admin = admin_client(where, 10.0)
     await admin.start()
     try:
         described = [t for t in await _describe_all(admin) if t["topic"] in names]
@@ -93,9 +106,34 @@ async def topic_partitions(bootstrap: str, names: list[str]) -> dict[str, int]:
     return {t["topic"]: len(t["partitions"]) for t in described if t["error_code"] == 0}
 
 
-async def broker_ready(bootstrap: str, timeout: float = 3.0) -> bool:
+async def max_message_bytes(where: str | KafkaTarget, names: list[str]) -> dict[str, int]:
+    """``max.message.bytes`` of each existing topic in ``names``, as the broker applies it
+    (the topic's own value, else the broker's). Topics it cannot describe are left out."""
+    admin = admin_client(where, 10.0)
+    await admin.start()
+    try:
+        responses = await admin.describe_configs(
+            [
+                ConfigResource(ConfigResourceType.TOPIC, n, {"max.message.bytes": None})
+                for n in names
+            ]
+        )
+    finally:
+        await admin.close()
+    out: dict[str, int] = {}
+    for response in responses:
+        for error_code, _, _, name, entries in response.resources:
+            for entry in entries if error_code == 0 else ():
+                if entry[0] == "max.message.bytes" and str(entry[1]).isdigit():
+                    out[name] = int(entry[1])
+    return out
+
+
+async def broker_ready(where: str | KafkaTarget, timeout: float = 3.0) -> bool:
     """True when some broker answers a metadata request listing at least one broker."""
-    client = AIOKafkaClient(bootstrap_servers=bootstrap, request_timeout_ms=int(timeout * 1000))
+    client = AIOKafkaClient(
+        **client_kwargs(as_target(where)), request_timeout_ms=int(timeout * 1000)
+    )
     try:
         await asyncio.wait_for(client.bootstrap(), timeout)
         return bool(client.cluster.brokers())

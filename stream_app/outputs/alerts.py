@@ -52,6 +52,7 @@ from prometheus_client.registry import Collector
 from redis.exceptions import RedisError
 
 from stream_app.outputs.metrics import parse_as_of
+from stream_app.outputs.redis_sink import mask_url
 from stream_app.outputs.rules import Rule
 from tables.snapshot import format_ts
 
@@ -192,6 +193,7 @@ class AlertService:
         registry: CollectorRegistry | None, producer: Callable[[], Any],
         clock_us: Callable[[], int], gap_s: float = 5.0, ttl_s: int = 86400,
         redis_client: Any = None,
+        on_kafka_error: Callable[[BaseException | None], bool] = lambda exc: False,
     ) -> None:
         self.book = AlertBook(rules)
         self.topic = topic
@@ -209,6 +211,9 @@ class AlertService:
         self.last_eval = -math.inf
         self._redis: Any = redis_client
         self._own_client = redis_client is None
+        #: told of each failed (and, with None, each successful) Kafka delivery; True when it
+        #: reported the error itself (one no retry can fix: the worker's health says what to do)
+        self.on_kafka_error = on_kafka_error
         self._redis_lock = asyncio.Lock()
         self._redis_retry_at = 0.0
         self._delivery: asyncio.Task[None] | None = None
@@ -246,6 +251,25 @@ class AlertService:
         if self._delivery is not None:
             await self._delivery
 
+    async def flush(self) -> None:
+        """Shutdown: deliver the decided transitions once more. Never raises."""
+        try:
+            await self.drain()
+            if self.outbox:
+                self._redis_retry_at = 0.0
+                await self._deliver()
+        except Exception:  # noqa: BLE001 - a stop must go on
+            log.exception("SLA alert transitions could not be delivered while stopping")
+        if self.outbox:
+            log.error(
+                "stopping with %d SLA alert transition(s) undelivered: the next publishing "
+                "worker decides them again", len(self.outbox),
+            )
+        if self._own_client and self._redis is not None:
+            client, self._redis = self._redis, None
+            with contextlib.suppress(RedisError, OSError):
+                await client.aclose()
+
     # --- Redis ------------------------------------------------------------------------
     def _client(self) -> Any:
         if self._redis is None:
@@ -255,8 +279,8 @@ class AlertService:
 
     async def _redis_failed(self, exc: BaseException) -> None:
         self._redis_retry_at = time.monotonic() + REDIS_BACKOFF_S
-        self._went_down("redis", f"Redis at {self.redis_url} unreachable ({exc}); SLA alerts "
-                        "are retried at the next publish")
+        self._went_down("redis", f"Redis at {mask_url(self.redis_url)} unreachable ({exc}); "
+                        "SLA alerts are retried at the next publish")
         if self._own_client and self._redis is not None:
             client, self._redis = self._redis, None
             with contextlib.suppress(RedisError, OSError):
@@ -303,10 +327,12 @@ class AlertService:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - the broker may come back
-                self._went_down("kafka", f"cannot send SLA alert events to {self.topic} "
-                                f"({exc}); retrying at the next publish")
+                if not self.on_kafka_error(exc):
+                    self._went_down("kafka", f"cannot send SLA alert events to {self.topic} "
+                                    f"({exc}); retrying at the next publish")
                 break
             t.kafka_done = True
+            self.on_kafka_error(None)
             self._came_back("kafka", "SLA alert events reach Kafka again")
         if time.monotonic() >= self._redis_retry_at:
             async with self._redis_lock:

@@ -27,7 +27,11 @@ published:
   ``kpi_contact_wait_seconds{queue, channel}`` (histogram),
   ``kpi_event_to_publish_seconds`` (histogram) and
   ``kpi_consumer_lag{topic, partition}`` (each partition is owned by one worker
-  at a time, so the sum is the group's lag). The counters restart at 0 with
+  at a time, so the sum is the group's lag), ``kpi_unrecoverable_errors_total{kind}``
+  (errors no retry can fix: ``message_too_large``, ``topic_authorization_failed``,
+  ``not_authorized``; counted once per occurrence, see ``stream_app/worker/health.py``)
+  and ``kpi_view_records_skipped_total`` (partials records the view could not read).
+  The counters restart at 0 with
   the process; use ``rate``/``increase``, which handle resets. After a crash a
   worker re-processes the batch the crash cut short, so these count processing,
   and may exceed the contract's numbers, which are the snapshot gauges.
@@ -203,6 +207,14 @@ class KpiMetrics:
             "kpi_consumer_lag", "messages not yet processed, per input partition this worker "
             "owns", ("topic", "partition"), registry=registry)
         self._lag_keys: set[tuple[str, str]] = set()
+        self.unrecoverable = Counter(
+            "kpi_unrecoverable_errors", "errors no retry can fix (a message larger than the "
+            "topic accepts, a missing ACL), by kind; the worker logs what to do",
+            ("kind",), registry=registry)
+        self.skipped = Counter(
+            "kpi_view_records_skipped", "partials records this worker's whole-center view "
+            "could not read and skipped", registry=registry)
+        self._skipped_total = 0
         self._totals: tuple[dict[str, int], dict[str, int], int] = ({}, {}, 0)
 
     # --- the snapshot ---------------------------------------------------------------------
@@ -270,6 +282,16 @@ class KpiMetrics:
         for key in self._lag_keys - keys:
             self.lag.remove(*key)
         self._lag_keys = keys
+
+    def unrecoverable_error(self, kind: str) -> None:
+        """One unrecoverable error of ``kind`` began."""
+        self.unrecoverable.labels(kind).inc()
+
+    def view_records_skipped(self, total: int) -> None:
+        """TOTAL: partials records skipped by the view since the process started."""
+        if total > self._skipped_total:
+            self.skipped.inc(total - self._skipped_total)
+            self._skipped_total = total
 
     def processor_totals(self, by_type: Mapping[str, int], by_reason: Mapping[str, int],
                          duplicates: int) -> None:

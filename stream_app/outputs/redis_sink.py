@@ -12,7 +12,8 @@ as a safety net should the worker stop for good.
 
 Redis going away never stops the worker: the publish is skipped with one log
 line, and when Redis answers again everything is written afresh (we cannot know
-which of the last writes landed).
+which of the last writes landed). That line names Redis by :func:`mask_url`: a URL may
+carry the password, and logs are read by more people than the password is meant for.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import orjson
 import redis.asyncio as aioredis
@@ -28,6 +30,19 @@ from redis.exceptions import RedisError
 from redis.retry import Retry
 
 log = logging.getLogger("kpi.redis")
+
+
+def mask_url(url: str) -> str:
+    """``redis://user:secret@host:6379/0`` -> ``redis://user:***@host:6379/0`` (log-safe)."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<unparsable URL>"
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
 
 
 def row_key(prefix: str, row: dict[str, Any]) -> str:
@@ -89,7 +104,7 @@ class RedisSink:
                 log.error(
                     "Redis at %s unreachable (%s): still consuming; the wallboard keys "
                     "are refreshed when it is back",
-                    self.url,
+                    mask_url(self.url),
                     exc,
                 )
                 self.down = True

@@ -3,6 +3,13 @@
 Used by ``kpi-stream produce`` (files or stdin) and by the live simulator (paced by
 event time). Lines go out byte for byte: a bad line is routed like ``route()`` says
 (contact topic, no key) so the worker can dead-letter it with its reason.
+
+The producer is built from :func:`stream_app.kafka.client.client_kwargs`, so a cluster
+that needs TLS or SASL works here as it does for the worker; given a bare ``host:port``
+list (the simulator, the bench), the security comes from the ``KAFKA_*`` environment.
+When the cluster cannot be used, :func:`~stream_app.kafka.client.check_connection` says
+why (wrong password, untrusted certificate, ...) instead of aiokafka's "Unable to
+bootstrap".
 """
 
 from __future__ import annotations
@@ -25,6 +32,8 @@ from aiokafka.producer.message_accumulator import BatchBuilder
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 
+from stream_app.kafka import client as kafka_client
+from stream_app.kafka.client import KafkaTarget, as_target, client_kwargs, describe
 from stream_app.tools.routing import route
 
 KAFKA_HINT = "is Kafka running? start it with `make stack` or set KAFKA_BOOTSTRAP_SERVERS"
@@ -40,9 +49,12 @@ class ProduceError(RuntimeError):
     """A problem the user can fix; the message says how."""
 
 
-async def start_producer(bootstrap: str) -> AIOKafkaProducer:
+async def start_producer(where: str | KafkaTarget) -> AIOKafkaProducer:
+    """A started producer for ``where`` (settings, or ``host:port`` with the environment's
+    security); ProduceError saying what is wrong when the cluster cannot be used."""
+    target = as_target(where)
     producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap,
+        **client_kwargs(target),
         acks="all",  # the local broker has one replica, so this costs nothing and is safe
         linger_ms=5,
         max_batch_size=256 * 1024,
@@ -53,9 +65,14 @@ async def start_producer(bootstrap: str) -> AIOKafkaProducer:
     quiet.setLevel(logging.CRITICAL)  # its "Unable connect" log would repeat our message
     try:
         await producer.start()
-    except (KafkaConnectionError, OSError) as exc:
+    except (KafkaConnectionError, OSError, KafkaError) as exc:
         await producer.stop()
-        raise ProduceError(f"cannot reach Kafka at {bootstrap} ({exc}): {KAFKA_HINT}") from exc
+        try:  # which problem it is: wrong password, untrusted certificate, nothing there...
+            await kafka_client.check_connection(target, timeout=10.0)
+        except kafka_client.KafkaConnectionError as why:
+            secured = kafka_client.security_of(target).security_protocol != "PLAINTEXT"
+            raise ProduceError(str(why) if secured else f"{why} ({KAFKA_HINT})") from exc
+        raise ProduceError(f"cannot reach {describe(target)} ({exc}): {KAFKA_HINT}") from exc
     finally:
         quiet.setLevel(level)
     return producer
@@ -165,12 +182,13 @@ class Sender:
         return sum(self.counts.values())
 
 
-async def produce_lines(bootstrap: str, topics: dict[str, str], lines: Iterable[bytes],
+async def produce_lines(where: str | KafkaTarget, topics: dict[str, str], lines: Iterable[bytes],
                         on_sent: Callable[[int], None] | None = None) -> dict[str, int]:
-    """Send ``lines`` (no trailing newline; empty ones skipped); return lines per topic."""
-    producer = await start_producer(bootstrap)
+    """Send ``lines`` (no trailing newline; empty ones skipped); return lines per topic.
+    ``where``: the settings, or ``host:port`` with the environment's security."""
+    producer = await start_producer(where)
     try:
-        await check_topics(producer, topics.values(), bootstrap)
+        await check_topics(producer, topics.values(), as_target(where).kafka_bootstrap_servers)
         sender = Sender(producer, topics)
         await sender.prepare()
         it = iter(lines)
@@ -205,19 +223,19 @@ async def read_lines(stream: BinaryIO) -> AsyncIterator[tuple[list[bytes], int]]
         yield [rest[:-1] if rest.endswith(b"\r") else rest], 0
 
 
-async def _produce_files(files: list[Path], bootstrap: str, topics: dict[str, str],
+async def _produce_files(files: list[Path], target: KafkaTarget, topics: dict[str, str],
                          console: Console) -> tuple[Counter[str], float]:
     for path in files:
         if str(path) != "-" and not path.is_file():
             raise ProduceError(f"no such file: {path}")
     sizes = None if any(str(p) == "-" for p in files) else sum(p.stat().st_size for p in files)
-    producer = await start_producer(bootstrap)
+    producer = await start_producer(target)
     sender = Sender(producer, topics)
     t0 = time.perf_counter()
     columns = (TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(),
                TimeElapsedColumn())
     try:
-        await check_topics(producer, topics.values(), bootstrap)
+        await check_topics(producer, topics.values(), target.kafka_bootstrap_servers)
         await sender.prepare()
         with Progress(*columns, console=console, transient=True) as progress:
             task = progress.add_task("sending", total=sizes)
@@ -246,13 +264,13 @@ def _open(path: Path) -> BinaryIO:
 
 def run_produce(files: list[Path]) -> None:
     """``kpi-stream produce``: JSONL files (``-`` = stdin) to the contract topics."""
-    from stream_app.settings import get_settings
+    from stream_app.worker.startup import load_settings
 
-    settings = get_settings()
+    settings = load_settings()
     console = Console(stderr=True, soft_wrap=True)
     try:
         counts, elapsed = asyncio.run(_produce_files(
-            files, settings.kafka_bootstrap_servers, settings.input_topics, console))
+            files, settings, settings.input_topics, console))
     except ProduceError as exc:
         console.print(f"[red]error:[/red] {exc}")
         raise SystemExit(1) from None

@@ -6,11 +6,16 @@ recovery. Here: a partition's store is rebuilt from the recovered table the
 first time a record of it arrives; records are absorbed into the batch; the
 batch closes at ``KPI_BATCH_MAX`` events or ``KPI_BATCH_WITHIN`` seconds and
 its writes go to the batch writer while the next batch is absorbed.
+
+On SIGTERM, :meth:`KpiHub.stop` writes and commits what was absorbed before the worker
+leaves its group, so the next owner of the partitions starts exactly after it: nothing is
+processed (or dead-lettered) twice.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Callable
 from typing import Any
@@ -20,6 +25,8 @@ from stream_app.worker.gcpolicy import GcPolicy
 from stream_app.worker.processor import LiveProcessor
 from stream_app.worker.writer import BatchWriter
 from tables.changelog import partition_items
+
+log = logging.getLogger("kpi.worker")
 
 
 class KpiHub:
@@ -64,6 +71,7 @@ class KpiHub:
             self.processor.absorb(
                 tp.topic, tp.partition, [(r.offset, r.value) for r in recs], clock
             )
+            self.writer.health.progressed()
             if not self.pending:
                 self.pending_since = time.monotonic()
             self.pending += len(recs)
@@ -90,6 +98,24 @@ class KpiHub:
         """Everything absorbed is written and committed."""
         await self.persist()
         await self.writer.wait()
+
+    async def stop(self, timeout: float) -> None:
+        """Graceful stop: the pending batch is written and committed, within ``timeout``."""
+        self.writer.health.stopping = True
+        absorbed, last = self.processor.events + self.pending, self.pending
+        try:
+            await asyncio.wait_for(self.drain(), timeout)
+        except TimeoutError:
+            log.error(
+                "stopping: the last batch was not written within %.0f s (KPI_STOP_TIMEOUT); "
+                "the next owner of its partitions processes it again", timeout,
+            )
+        else:
+            # (warning: the one line a stop leaves at the default log level)
+            log.warning(
+                "stopping: all %d events this worker absorbed are written and committed "
+                "(%d in the last batch)", absorbed, last,
+            )
 
     async def on_revoked(self) -> None:
         """Before faust hands partitions away: everything applied is written; state dropped

@@ -14,6 +14,10 @@ after a crash exact):
 3. send M, R, L, A to the changelog partition ``p``; flush;
 4. commit the input offsets.
 
+A dead letter keeps the original bytes, cut to what the dead-letter topic accepts (with an
+``original_size`` header) so that one huge message cannot hold the partition; a record whose
+processing raised is dead-lettered ``internal_error`` with an ``exception`` header.
+
 The processor only computes the writes (:meth:`LiveProcessor.prepare`), as
 Kafka messages; the batch writer sends them, and sends the same plan again if
 the broker is away.
@@ -28,6 +32,7 @@ from dataclasses import dataclass, field
 
 from tables.clock import WallClock
 from tables.partition import FeedStats, PartitionStore, Write
+from tables.schema import INTERNAL_ERROR
 from tables.state import Config
 
 log = logging.getLogger("kpi.live")
@@ -44,6 +49,8 @@ class Plan:
     second: list[Msg] = field(default_factory=list)
     third: list[Msg] = field(default_factory=list)
     offsets: dict[tuple[str, int], int] = field(default_factory=dict)
+    #: (phase, index) of the writes already acknowledged (a retry skips them)
+    sent: set[tuple[int, int]] = field(default_factory=set)
 
 
 class LiveProcessor:
@@ -55,6 +62,7 @@ class LiveProcessor:
         partials_topic: str,
         dead_letter_topic: str,
         checkpoint_every: int = 1500,
+        dead_letter_max_bytes: int = 1_000_000,
     ) -> None:
         self.cfg = cfg
         self.family_of = {t: f for f, t in topics.items()}
@@ -63,6 +71,9 @@ class LiveProcessor:
         self.partials_topic = partials_topic
         self.dead_letter_topic = dead_letter_topic
         self.checkpoint_every = checkpoint_every
+        #: a dead letter's value is cut to this many bytes (the topic's limit, less headroom)
+        self.dead_letter_max_bytes = dead_letter_max_bytes
+        self._internal_logged: set[str] = set()
         self.clock = WallClock(cfg.retention_us, cfg.skew_us)
         self.stores: dict[int, PartitionStore] = {}
         self.dead_letters: list[Msg] = []
@@ -125,14 +136,33 @@ class LiveProcessor:
         for offset, raw, reason in store.absorb(
             self.family_of[topic], records, self.clock, self.stats
         ):
+            reason, _, error = reason.partition(":")
             headers = [
                 ("reason", reason.encode()),
                 ("source_topic", topic.encode()),
                 ("source_partition", str(partition).encode()),
                 ("source_offset", str(offset).encode()),
             ]
+            if reason == INTERNAL_ERROR:
+                headers.append(("exception", error.encode()[:500]))
+                self._log_internal(error, topic, partition, offset)
+            if len(raw) > self.dead_letter_max_bytes:
+                headers.append(("original_size", str(len(raw)).encode()))
+                raw = raw[: self.dead_letter_max_bytes]
             self.dead_letters.append((self.dead_letter_topic, None, raw, None, headers))
             self.rejected_total[reason] = self.rejected_total.get(reason, 0) + 1
+
+    def _log_internal(self, error: str, topic: str, partition: int, offset: int) -> None:
+        kind = error.partition(":")[0]
+        if kind in self._internal_logged:
+            return  # once per exception type: the dead letters carry every occurrence
+        self._internal_logged.add(kind)
+        log.error(
+            "processing %s[%d]@%d raised %s: the record is dead-lettered with reason "
+            "internal_error and processing goes on. This is a bug: report it with the dead "
+            "letter (header 'exception').",
+            topic, partition, offset, error,
+        )
 
     # --- persisting -------------------------------------------------------------------------
     def prepare(self, clock: int) -> Plan | None:

@@ -3,6 +3,11 @@
 Every worker builds the same snapshot from its view, so every worker serves
 ``/api/snapshot`` and ``/metrics``; one worker (the owner of input partition 0)
 writes Redis and evaluates alerts, so those happen once per center.
+
+Nothing is published before the worker has loaded (``loaded``: the view read to the end of
+the partials topic, partitions assigned): a cold start would otherwise publish a partial
+center to Redis and Prometheus, and alerts would resolve and fire again. The processing
+counters and the lag are exported from the start.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ class Publisher:
         publish_interval: float,
         contact_topic: str,
         input_topics: set[str],
+        loaded: Callable[[], bool] = lambda: True,
     ) -> None:
         self.app = app
         self.view = view
@@ -42,6 +48,7 @@ class Publisher:
         self.publish_interval = publish_interval
         self.contact_topic = contact_topic
         self.input_topics = input_topics
+        self.loaded = loaded
         self.latest: dict[str, Any] | None = None
         self.last_publish = 0.0
         self._published_newest = 0
@@ -64,14 +71,17 @@ class Publisher:
         return any(tp.topic == self.contact_topic and tp.partition == 0 for tp in actives)
 
     async def publish(self) -> None:
-        snap = self.latest = self.build_snapshot()
-        self.last_publish = time.time()
         p, m = self.processor, self.metrics
-        m.update(snap)
         m.processor_totals(p.events_by_type, p.rejected_total, p.duplicates_total)
+        m.view_records_skipped(self.view.skipped)
         for (queue, channel), waits in p.take_waits().items():
             m.observe_waits(queue, channel, waits)
-        m.consumer_lag(self._lag())
+        m.consumer_lag(self.lag())
+        if not self.loaded():
+            return
+        snap = self.latest = self.build_snapshot()
+        self.last_publish = time.time()
+        m.update(snap)
         if p.newest_ts > self._published_newest:
             self._published_newest = p.newest_ts
             m.publish_latency(max(0.0, self.clock() / 1e6 - p.newest_ts / 1e6))
@@ -79,7 +89,7 @@ class Publisher:
             await self.redis.publish(snap)
             await self.alerts.evaluate(snap)
 
-    def _lag(self) -> dict[tuple[str, int], int]:
+    def lag(self) -> dict[tuple[str, int], int]:
         """Messages behind the log end, per input partition this worker owns. Reads the
         high-water marks the fetcher caches: asking the broker would go through faust's
         consumer thread and wait behind a fetch (about a second per publish)."""

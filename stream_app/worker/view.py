@@ -3,6 +3,11 @@
 A plain aiokafka consumer (no group: every partition, from the beginning) reads
 the compacted partials topic and hands each record to the pure fold
 (:mod:`tables.center`), which owns the format and the snapshot.
+
+One record the fold cannot take (written by a newer or broken worker) must not break
+every publish: it is skipped, counted (``skipped``) and logged once. A reader that keeps
+failing logs once until it recovers; a missing READ permission is reported as an
+unrecoverable error (see :mod:`stream_app.worker.health`).
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from stream_app.worker.health import Health, classify
 from tables.center import Center
 from tables.state import Config
 
@@ -21,11 +27,17 @@ log = logging.getLogger("kpi.view")
 
 
 class CenterView:
-    def __init__(self, cfg: Config, client: dict[str, Any], topic: str) -> None:
+    def __init__(
+        self, cfg: Config, client: dict[str, Any], topic: str, health: Health | None = None
+    ) -> None:
         self.center = Center(cfg)
         self.client = client
         self.topic = topic
+        self.health = health
         self.records = 0
+        #: partials records the fold could not take (skipped)
+        self.skipped = 0
+        self._down = False
         self.ready = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._consumer: AIOKafkaConsumer | None = None
@@ -40,6 +52,33 @@ class CenterView:
     async def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="kpi-view-reader")
 
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._task
+        if self._consumer is not None:
+            with contextlib.suppress(Exception):
+                await self._consumer.stop()
+            self._consumer = None
+
+    def apply(self, key: bytes, value: bytes | None) -> None:
+        """One partials record into the fold; one it cannot take is skipped."""
+        try:
+            self.center.apply(key, value)
+        except Exception as exc:  # noqa: BLE001 - one record must not break every publish
+            self.skipped += 1
+            if self.skipped == 1:
+                log.error(
+                    "partials record %r of %s cannot be read (%s: %s); skipped, the view "
+                    "goes on without it (later ones are skipped silently and counted in "
+                    "kpi_view_records_skipped_total). Is a worker of another version writing "
+                    "to this topic?",
+                    key, self.topic, type(exc).__name__, exc,
+                )
+            return
+        self.records += 1
+
     async def _run(self) -> None:
         while True:
             try:
@@ -47,7 +86,17 @@ class CenterView:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - keep serving; the broker may be back soon
-                log.warning("partials reader: %s; retrying in 2 s", exc)
+                kind = classify(exc)
+                if kind is not None and self.health is not None:
+                    self.health.report(
+                        "view", kind,
+                        f"cannot read the partials topic {self.topic} ({exc}): grant the "
+                        "worker's principal READ and DESCRIBE on it; until then this worker "
+                        "serves a stale whole-center view and retries every 2 s.",
+                    )
+                elif not self._down:
+                    log.warning("partials reader: %s; retrying every 2 s", exc)
+                self._down = True
                 if self._consumer is not None:
                     with contextlib.suppress(Exception):
                         await self._consumer.stop()
@@ -82,8 +131,12 @@ class CenterView:
             for recs in batch.values():
                 for r in recs:
                     if r.key is not None:
-                        self.center.apply(r.key, r.value)
-                        self.records += 1
+                        self.apply(r.key, r.value)
+            if self._down:
+                self._down = False
+                log.warning("partials reader: reading again")
+                if self.health is not None:
+                    self.health.resolve("view")
             if not self.ready.is_set():
                 pos = {tp: await consumer.position(tp) for tp in tps}
                 if all(pos[tp] >= end[tp] for tp in tps):

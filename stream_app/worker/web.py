@@ -3,21 +3,32 @@
 Everything a page shows comes from here: the snapshot, the KPI catalogue (so
 no KPI name, label or format is repeated in JavaScript), the rules for the
 tile colours and the active alerts.
+
+With ``KPI_API_TOKEN`` set, ``/api/*`` and ``/metrics`` answer only requests carrying
+``Authorization: Bearer <token>`` (what Prometheus sends with ``authorization:`` in its
+scrape config); the check is one aiohttp middleware (:func:`auth_middleware`), so a route
+added later under ``/api/`` is covered without anyone remembering to. The pages and their
+assets stay open: the page asks for the token once (``assets/auth.js``). ``/healthz`` and
+``/readyz`` are open too (probes carry no token) and say only what is wrong.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hmac
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import orjson
+from aiohttp import web as aioweb
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from stream_app.outputs.alerts import AlertService
 from stream_app.outputs.intervals import csv_text
 from stream_app.outputs.rules import Rule, rules_json
 from stream_app.worker import assets, pages
+from stream_app.worker.health import Health
 from stream_app.worker.processor import LiveProcessor
 from stream_app.worker.publisher import Publisher
 from stream_app.worker.view import CenterView
@@ -28,6 +39,59 @@ from tables.snapshot import format_ts
 def _json(web: Any, body: Any) -> Any:
     data = orjson.dumps(body, option=orjson.OPT_NON_STR_KEYS)
     return web.bytes(data, content_type="application/json")
+
+
+def needs_token(path: str) -> bool:
+    return path.startswith("/api/") or path == "/api" or path.startswith("/metrics")
+
+
+def auth_middleware(token: str) -> Any:
+    """Requests to ``/api/*`` and ``/metrics`` without ``Authorization: Bearer <token>`` get
+    401. ``token`` empty: everything is open."""
+    expected = f"Bearer {token}".encode()
+
+    @aioweb.middleware
+    async def _auth(
+        request: aioweb.Request, handler: Callable[[aioweb.Request], Awaitable[Any]]
+    ) -> Any:
+        if token and needs_token(request.path):
+            given = request.headers.get("Authorization", "")
+            scheme, _, value = given.partition(" ")
+            if not hmac.compare_digest(f"{scheme.capitalize()} {value.strip()}".encode(),
+                                       expected):
+                return aioweb.json_response(
+                    {"error": "unauthorized",
+                     "hint": "send the header Authorization: Bearer <KPI_API_TOKEN>"},
+                    status=401,
+                    headers={"WWW-Authenticate": 'Bearer realm="kpi-stream"'},
+                )
+        return await handler(request)
+
+    return _auth
+
+
+def register_health(app: Any, health: Health, input_topics: set[str]) -> None:
+    """``/healthz`` (liveness) and ``/readyz`` (readiness): 200 or 503 with the reasons, and
+    the input partitions this worker is assigned."""
+
+    def assigned() -> list[int]:
+        try:
+            actives = app.assignor.assigned_actives()
+        except Exception:  # noqa: BLE001 - not assigned yet
+            return []
+        return sorted({tp.partition for tp in actives if tp.topic in input_topics})
+
+    def _answer(web: Any, problems: list[str]) -> Any:
+        body = orjson.dumps({"ok": not problems, "problems": problems, "partitions": assigned()})
+        return web.bytes(body, content_type="application/json", status=503 if problems else 200)
+
+    @app.page("/healthz")
+    async def _healthz(web: Any, request: Any) -> Any:
+        return _answer(web, health.liveness())
+
+    @app.page("/readyz")
+    async def _readyz(web: Any, request: Any) -> Any:
+        return _answer(web, health.readiness())
 
 
 def register(
