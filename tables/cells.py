@@ -79,10 +79,12 @@ class Journal:
         self.ids: list[tuple[str, int]] = []
         #: offers with a customer, (customer, ts, queue, channel): repeat contacts' input
         self.offers: list[tuple[str, int, str, str]] = []
+        #: CSAT responses naming a ticket, [event id, ts, ticket, good]: CSAT per product
+        self.refs: list[list[Any]] = []
 
     def start(self) -> None:
         self.active = True
-        self.dirty, self.ids, self.offers = set(), [], []
+        self.dirty, self.ids, self.offers, self.refs = set(), [], [], []
 
     def touch(self, kind: str, key: str, entity: Any) -> None:
         if self.active:
@@ -98,9 +100,17 @@ class Journal:
         if self.active:
             self.offers.append(offer)
 
+    def ref(self, ref: list[Any]) -> None:
+        if self.active:
+            self.refs.append(ref)
+
     def take(
         self,
     ) -> tuple[set[tuple[str, str]], list[tuple[str, int]], list[tuple[str, int, str, str]]]:
         dirty, ids, offers = self.dirty, self.ids, self.offers
         self.dirty, self.ids, self.offers = set(), [], []
         return dirty, ids, offers
+
+    def take_refs(self) -> list[list[Any]]:
+        refs, self.refs = self.refs, []
+        return refs

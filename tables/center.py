@@ -26,6 +26,7 @@ from tables.report import interval_rows
 from tables.rollup import Rollup
 from tables.sla import SlaCounter
 from tables.state import Config
+from tables.ticketcsat import ProductCsat
 from tables.windows import MINUTE_US
 
 
@@ -35,6 +36,7 @@ class Center:
         self.rollup = Rollup(cfg)
         self.repeats = RepeatIndex(cfg.defs.repeat_window_us)
         self.sla = SlaCounter()
+        self.csat = ProductCsat()
         self.summaries: dict[int, C.Summary] = {}
         #: scopes folded into <kind>:other by the caps, at the last snapshot
         self.folded: dict[str, int] = {}
@@ -55,6 +57,10 @@ class Center:
             sync_repeats(self.repeats, self.rollup)
         elif what == C.DEADLINES:
             self.sla.replace(p, minute, C.decode_deadlines(value) if value else None)
+        elif what == C.CSAT_REFS:
+            self.csat.replace_refs(p, minute, C.decode_list(value) if value else None)
+        elif what == C.PRODUCTS:
+            self.csat.replace_products(p, minute, C.decode_list(value) if value else None)
 
     def snapshot(self, clock_us: int) -> dict[str, Any]:
         rejected: dict[str, int] = {}
@@ -68,6 +74,7 @@ class Center:
             self.sla, rejected, duplicates, self.folded,
         )
         self.rollup.expire(clock_us)
+        self.csat.expire((clock_us - self.cfg.retention_us) // MINUTE_US)
         self.repeats.expire(clock_us - self.cfg.retention_us - self.cfg.defs.repeat_window_us)
         sync_repeats(self.repeats, self.rollup)
         return snap
@@ -87,6 +94,9 @@ class Center:
             self.cfg, starts, ends, lambda m: list(minutes.get(m, {}).values()), agents, clock_us
         )
 
+    def product_csat(self, clock_us: int) -> dict[str, dict[str, Any]]:
+        return product_csat(self.cfg, self.csat, clock_us)
+
     def agents(self, clock_us: int) -> list[dict[str, Any]]:
         """Every agent whose state was ever set: state, queues, since when (the agents page)."""
         out = []
@@ -102,6 +112,21 @@ class Center:
     def offsets(self) -> dict[int, dict[str, int]]:
         """Per partition: input offsets the view includes (tests wait on these)."""
         return {p: s.offsets for p, s in self.summaries.items()}
+
+
+def product_csat(cfg: Config, csat: ProductCsat, clock_us: int) -> dict[str, dict[str, Any]]:
+    """CSAT per product of the responses naming a ticket, per window: window -> product ->
+    {"csat", "csat_responses"} (beside the snapshot: the contract has no survey KPIs per
+    product, see tables.ticketcsat)."""
+    minute = clock_us // MINUTE_US
+    out: dict[str, dict[str, Any]] = {}
+    for w in cfg.windows:
+        counts = csat.counts(w.first(minute), minute)
+        out[w.name] = {
+            product: {"csat": good / n, "csat_responses": n}
+            for product, (n, good) in sorted(counts.items())
+        }
+    return out
 
 
 def sync_repeats(repeats: RepeatIndex, rollup: Rollup) -> None:

@@ -32,8 +32,10 @@ contacts are found across partitions (:mod:`tables.repeats`).
 The compacted *partials* topic, read by every worker's whole-center view, has
 ``p|<minute>`` (the partition's absolute cells of a minute, None once gone),
 ``p|S`` (its summary: live state, counters, offsets), ``p|F|<minute>`` (its
-offers of a minute) and ``p|D|<minute>`` (its open tickets' SLA instants that
-fall in a minute, :mod:`tables.sla`).
+offers of a minute), ``p|D|<minute>`` (its open tickets' SLA instants that
+fall in a minute, :mod:`tables.sla`), ``p|V|<minute>`` (its CSAT responses
+naming a ticket) and ``p|P|<minute>`` (its tickets with a product, by opening
+minute: :mod:`tables.ticketcsat`).
 """
 
 from __future__ import annotations
@@ -58,6 +60,9 @@ VALUE_LIMIT = 1_000_000
 SUMMARY = "S"
 OFFERS = "F"
 DEADLINES = "D"
+#: CSAT responses naming a ticket, by minute; tickets with a product, by opening minute
+CSAT_REFS = "V"
+PRODUCTS = "P"
 CELLS = "M"
 Offer = tuple[str, int, str, str]
 
@@ -93,19 +98,22 @@ def set_value_limit(max_bytes: int) -> None:
 
 
 def _chunks(
-    records: list[list[Any]], ids: list[tuple[str, int]], offers: list[Offer], o: Offsets | None
+    records: list[list[Any]], ids: list[tuple[str, int]], offers: list[Offer],
+    refs: list[list[Any]], o: Offsets | None,
 ) -> list[bytes]:
-    """Index ranges of the three lists, each encoded as one value; a range that encodes to
+    """Index ranges of the four lists, each encoded as one value; a range that encodes to
     more than ``VALUE_LIMIT`` bytes is halved (in order) until it fits or is one item."""
     limit = VALUE_LIMIT
 
     def encode(i: int, j: int) -> bytes:
-        value: dict[str, Any] = {"e": records[i:j], "d": ids[i:j], "f": offers[i:j]}
+        value: dict[str, Any] = {
+            "e": records[i:j], "d": ids[i:j], "f": offers[i:j], "v": refs[i:j],
+        }
         if o is not None:
             value["o"] = o
         return orjson.dumps(value)
 
-    n = max(len(records), len(ids), len(offers))
+    n = max(len(records), len(ids), len(offers), len(refs))
     todo = [(i, min(i + CHUNK, n)) for i in range(0, max(n, 1), CHUNK)]
     todo.reverse()  # a stack: the next range to encode is last
     out = []
@@ -121,16 +129,18 @@ def _chunks(
 
 
 def encode_log(
-    records: list[list[Any]], ids: list[tuple[str, int]], offers: list[Offer], o: Offsets
+    records: list[list[Any]], ids: list[tuple[str, int]], offers: list[Offer],
+    refs: list[list[Any]], o: Offsets,
 ) -> list[bytes]:
     """One batch's redo log, chunked; every chunk carries the batch's offsets."""
-    return _chunks(records, ids, offers, o)
+    return _chunks(records, ids, offers, refs, o)
 
 
 def encode_checkpoint(
-    records: list[list[Any]], ids: list[tuple[str, int]], offers: list[Offer]
+    records: list[list[Any]], ids: list[tuple[str, int]], offers: list[Offer],
+    refs: list[list[Any]],
 ) -> list[bytes]:
-    return _chunks(records, ids, offers, None)
+    return _chunks(records, ids, offers, refs, None)
 
 
 def encode_checkpoint_header(seq: int, log_seq: int, chunks: int) -> bytes:
@@ -182,6 +192,15 @@ def decode_offers(raw: bytes) -> list[Offer]:
     return [(c, ts, q, ch) for c, ts, q, ch in orjson.loads(raw)]
 
 
+def encode_list(records: list[Any]) -> bytes:
+    return orjson.dumps(records)
+
+
+def decode_list(raw: bytes) -> list[Any]:
+    data: list[Any] = orjson.loads(raw)
+    return data
+
+
 def encode_deadlines(records: list[list[Any]]) -> bytes:
     return orjson.dumps(records)
 
@@ -201,7 +220,9 @@ class Stored:
     checkpoint_records: list[list[Any]] = field(default_factory=list)
     checkpoint_ids: list[Any] = field(default_factory=list)
     checkpoint_offers: list[Any] = field(default_factory=list)
-    logs: list[tuple[list[list[Any]], list[Any], list[Any], Offsets]] = field(
+    checkpoint_refs: list[Any] = field(default_factory=list)
+    #: per later log: records, ids, offers, CSAT refs, offsets
+    logs: list[tuple[list[list[Any]], list[Any], list[Any], list[Any], Offsets]] = field(
         default_factory=list
     )
     minutes: Cells = field(default_factory=dict)
@@ -229,6 +250,7 @@ def read(partition: int, items: dict[bytes, bytes]) -> Stored:
             out.checkpoint_records.extend(chunk["e"])
             out.checkpoint_ids.extend(chunk["d"])
             out.checkpoint_offers.extend(chunk.get("f", ()))
+            out.checkpoint_refs.extend(chunk.get("v", ()))
     logs: list[tuple[int, int, bytes]] = []
     for k in items:
         parts = k.split(b"|")
@@ -246,7 +268,7 @@ def read(partition: int, items: dict[bytes, bytes]) -> Stored:
         if seq <= checkpoint_log_seq:
             continue
         log = orjson.loads(items[k])
-        out.logs.append((log["e"], log["d"], log.get("f", []), log["o"]))
+        out.logs.append((log["e"], log["d"], log.get("f", []), log.get("v", []), log["o"]))
     # Logs the checkpoint replaced may all be gone: numbering continues after it.
     out.log_seq = max(out.log_seq, checkpoint_log_seq)
     counters = get(b"R" + pre)

@@ -15,13 +15,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from tables.center import build_snapshot, sync_repeats
+from tables.center import build_snapshot, product_csat, sync_repeats
 from tables.clock import UNSET, Clock, EventClock, FixedClock
 from tables.events import decode, to_us
 from tables.repeats import RepeatIndex
 from tables.rollup import Rollup
 from tables.sla import SlaCounter
 from tables.state import Config, PartitionState
+from tables.ticketcsat import ProductCsat
 from tables.windows import MINUTE_US
 
 _NO_MINUTE = -(2**61)
@@ -39,6 +40,7 @@ class Replayer:
         self.rollup = Rollup(cfg)
         self.repeats = RepeatIndex(cfg.defs.repeat_window_us)
         self.sla = SlaCounter()
+        self.csat = ProductCsat()
         self._minute = _NO_MINUTE
         self._now = UNSET
         self.events = 0
@@ -74,6 +76,7 @@ class Replayer:
         self.state.expire(clock)
         self.repeats.expire(clock - self.cfg.retention_us - self.cfg.defs.repeat_window_us)
         sync_repeats(self.repeats, self.rollup)
+        self.csat.expire((clock - self.cfg.retention_us) // MINUTE_US)
 
     def _roll(self) -> None:
         """Pending cells, offers and SLA instants into the roll-up, repeats and SLA counter,
@@ -86,6 +89,16 @@ class Replayer:
         deadlines = self.state.tickets.deadlines
         for minute in deadlines.take_dirty():
             self.sla.replace(0, minute, deadlines.records(minute))
+        refs, products = self.state.csat_refs, self.state.tickets.products
+        for minute in refs.take_dirty():
+            self.csat.replace_refs(0, minute, refs.wire(minute))
+        for minute in products.take_dirty():
+            self.csat.replace_products(0, minute, products.wire(minute))
+
+    def product_csat(self) -> dict[str, dict[str, Any]]:
+        """CSAT per product (responses naming a ticket), per window, beside the snapshot."""
+        self._roll()
+        return product_csat(self.cfg, self.csat, self.clock.now if self.clock.seen() else 0)
 
     def snapshot(self) -> dict[str, Any]:
         # nothing valid seen: an empty snapshot at the epoch

@@ -86,13 +86,16 @@ class PartitionStore:
         state.load_records(st.checkpoint_records)
         state.load_ids(st.checkpoint_ids)
         state.load_offers(st.checkpoint_offers)
+        state.load_refs(st.checkpoint_refs)
         store = cls(cfg, partition, state, st)
         for o in st.minute_offsets.values():
             _bump(store.recover_upto, o)
-        for records, ids, offers, o in st.logs:
+        for records, ids, offers, refs, o in st.logs:
             state.load_records(records)
             # An offer belongs to its contact's change: both are in this log or neither.
             state.load_offers(offers)
+            # A response is kept by its event id: one applied again changes nothing.
+            state.load_refs(refs)
             _bump(store.recover_upto, o)
             # Ids of a batch that never completed are left out: re-processing that
             # batch must not find its own messages already "seen".
@@ -219,6 +222,14 @@ class PartitionStore:
             recs = deadlines.records(m)
             value = C.encode_deadlines(recs) if recs else None
             out.append((C.partials_key(p, C.DEADLINES, m), value))
+        refs = self.state.csat_refs
+        for m in refs.take_dirty():
+            wire = refs.wire(m)
+            out.append((C.partials_key(p, C.CSAT_REFS, m), C.encode_list(wire) if wire else None))
+        products = self.state.tickets.products
+        for m in products.take_dirty():
+            pairs = products.wire(m)
+            out.append((C.partials_key(p, C.PRODUCTS, m), C.encode_list(pairs) if pairs else None))
         summary = C.Summary(
             self.state.live_part(), self.state.rejected, self.state.duplicates, self.processed
         )
@@ -242,9 +253,10 @@ class PartitionStore:
             (C.key("R", p), C.encode_counters(self.state.rejected, self.state.duplicates, co))
         )
         records, ids, offers = self.state.take_journal()
-        if records or ids or offers:
+        refs = self.state.journal.take_refs()
+        if records or ids or offers or refs:
             self.log_seq += 1
-            for i, chunk in enumerate(C.encode_log(records, ids, offers, o)):
+            for i, chunk in enumerate(C.encode_log(records, ids, offers, refs, o)):
                 k = C.key("L", p, f"{self.log_seq:012d}", i)
                 self.log_keys.append(k)
                 out.append((k, chunk))
@@ -260,9 +272,10 @@ class PartitionStore:
         p = self.partition
         self.checkpoint_seq += 1
         records, ids, offers = self.state.records()
+        refs = self.state.csat_refs.records()
         out: list[Write] = []
         new_keys = []
-        for i, chunk in enumerate(C.encode_checkpoint(records, ids, offers)):
+        for i, chunk in enumerate(C.encode_checkpoint(records, ids, offers, refs)):
             k = C.key("K", p, self.checkpoint_seq, i)
             new_keys.append(k)
             out.append((k, chunk))

@@ -57,6 +57,7 @@ from tables.events import (
     to_us,
 )
 from tables.live import PartLive
+from tables.ticketcsat import CsatRefs
 from tables.tickets import TicketBook
 from tables.windows import MINUTE_US, US
 
@@ -74,6 +75,8 @@ class PartitionState:
         self.contacts = ContactBook(cfg, self.buffer, self.journal)
         self.tickets = TicketBook(cfg, self.buffer, self.journal)
         self.agents = AgentBook(cfg.skew_us, self.buffer, self.journal)
+        #: CSAT responses that name a ticket (tables.ticketcsat), kept for the retention
+        self.csat_refs = CsatRefs()
         #: event_id -> event time (us); insertion order is roughly time order, which expiry uses.
         self.seen: dict[str, int] = {}
         self.rejected: dict[str, int] = {}
@@ -178,6 +181,9 @@ class PartitionState:
             cell[A.CSAT_N] += 1
             if score >= 4:
                 cell[A.CSAT_GOOD] += 1
+            if ev.ticket_id is not None:  # CSAT per product, beside the snapshot
+                self.csat_refs.add(ev.event_id, ts, ev.ticket_id, score >= 4)
+                self.journal.ref([ev.event_id, ts, ev.ticket_id, score >= 4])
         elif ev.kind == "nps":
             cell[A.NPS_N] += 1
             if score >= 9:
@@ -275,6 +281,9 @@ class PartitionState:
     def load_ids(self, ids: list[list[Any]] | list[tuple[str, int]]) -> None:
         self.seen.update((eid, ts) for eid, ts in ids)
 
+    def load_refs(self, refs: list[list[Any]]) -> None:
+        self.csat_refs.load(refs)
+
     def load_offers(self, offers: list[list[Any]] | list[tuple[str, int, str, str]]) -> None:
         for customer, ts, queue, channel in offers:
             self.contacts.add_offer((customer, ts, queue, channel))
@@ -298,6 +307,7 @@ class PartitionState:
         cutoff = clock - self.cfg.retention_us
         self.contacts.expire(cutoff)
         self.contacts.expire_offers(cutoff - self.cfg.defs.repeat_window_us)
+        self.csat_refs.expire(cutoff)
         if self.agents.clip:  # time older than every window is never read: do not spread it
             self.agents.floor_minute = clock // MINUTE_US - self.cfg.largest_window + 1
         self.tickets.expire(cutoff)

@@ -28,6 +28,7 @@ from tables.events import (
     TicketResolved,
 )
 from tables.sla import NO_POLICY, DeadlineIndex, SlaClock, running
+from tables.ticketcsat import TicketProducts
 from tables.windows import US
 
 KIND = "t"
@@ -45,6 +46,8 @@ class TicketBook:
         self.has_sla = bool(cfg.defs.sla)
         #: open tickets with a running target, by the minutes of their instants
         self.deadlines = DeadlineIndex()
+        #: tickets opened with a product, by opening minute (CSAT per product)
+        self.products = TicketProducts()
         #: (resolution time, id) in resolution order, for forgetting resolved tickets
         self.finished: deque[tuple[int, str]] = deque()
 
@@ -86,12 +89,16 @@ class TicketBook:
                 return OUT_OF_ORDER
             if old.status == OPEN:  # opened again: a new life for the same id
                 self._open_delta(old, -1)
+            if old.product:
+                self.products.drop(tid, old.opened)
         product = ev.product or ""
         policy = self.sla.policy_for(ev.priority, ev.queue) if self.has_sla else NO_POLICY
         t = self.tickets[tid] = Ticket(ev.queue, ev.channel, ts, product, policy)
         self._open_delta(t, +1)
         self.deadlines.drop(tid)
         self._deadline(tid, t)
+        if product:
+            self.products.put(tid, ts, product)
         self._touch(tid, t)
         self.cells.at(ts, ev.queue, ev.channel, NO_AGENT, product)[A.OPENED] += 1
         return None
@@ -179,8 +186,11 @@ class TicketBook:
     def rebuild(self) -> None:
         self.open = {}
         self.deadlines = DeadlineIndex()
+        self.products = TicketProducts()
         fin: list[tuple[int, str]] = []
         for tid, t in self.tickets.items():
+            if t.product:
+                self.products.put(tid, t.opened, t.product)
             if t.status == RESOLVED:
                 fin.append((t.last, tid))
             else:
@@ -197,10 +207,13 @@ class TicketBook:
             # Only if it is still that same resolved life (a ticket may be reopened).
             if t is not None and t.last == when and t.status == RESOLVED:
                 del self.tickets[tid]
+                self.products.drop(tid, t.opened)
                 self._touch(tid, None)
 
     def drop_idle(self, horizon: int) -> None:
         for tid in [k for k, t in self.tickets.items() if t.status == OPEN and t.last < horizon]:
-            self._open_delta(self.tickets.pop(tid), -1)
+            t = self.tickets.pop(tid)
+            self._open_delta(t, -1)
             self.deadlines.drop(tid)
+            self.products.drop(tid, t.opened)
             self._touch(tid, None)

@@ -15,6 +15,7 @@ import zlib
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 
 from stream_app.tools.routing import route
@@ -25,6 +26,7 @@ from tables.compare import diff
 from tables.definitions import definitions_from_toml
 from tables.engine import Replayer
 from tables.events import decode, to_us
+from tables.snapshot import format_ts
 from tables.state import Config
 
 TOPICS = {
@@ -45,6 +47,7 @@ def _input(n_seconds: float, seed: int) -> tuple[list[bytes], dict[tuple[str, in
             rate=30, duration=n_seconds, seed=seed, start_epoch=1_795_000_000.0, bad_share=0.05
         )
     )
+    lines += _ticket_surveys(1_795_000_000.0, n_seconds, seed)
     logs: dict[tuple[str, int], list[bytes]] = {
         (t, p): [] for t in TOPICS.values() for p in range(P)
     }
@@ -53,6 +56,24 @@ def _input(n_seconds: float, seed: int) -> tuple[list[bytes], dict[tuple[str, in
         part = (zlib.crc32(key) % P) if key else 0
         logs[(TOPICS[family], part)].append(line)
     return lines, logs
+
+
+def _ticket_surveys(start: float, seconds: float, seed: int) -> list[bytes]:
+    """Tickets with a product and CSAT responses naming them: the join of CSAT per product
+    across partitions (the simulator's ticket surveys come hours after a resolution)."""
+    out = []
+    for i in range(40):
+        t = start + seconds * i / 40
+        tid, sid = f"xt-{seed}-{i}", f"xs-{seed}-{i}"
+        out.append(orjson.dumps({
+            "event_id": f"x-{tid}", "type": "ticket_opened", "ts": format_ts(int(t * 1e6)),
+            "ticket_id": tid, "queue": "billing", "channel": "email",
+            "product": ("router", "modem", "sim")[i % 3]}))
+        out.append(orjson.dumps({
+            "event_id": f"x-{sid}", "type": "survey_response",
+            "ts": format_ts(int((t + seconds / 80) * 1e6)), "survey_id": sid, "kind": "csat",
+            "score": 1 + i % 5, "queue": "billing", "channel": "email", "ticket_id": tid}))
+    return out
 
 
 def _clock_for(lines: list[bytes]) -> int:
@@ -137,11 +158,12 @@ def _run(
 
 
 def _live_snapshot(world: World, clock: int) -> dict[str, Any]:
-    """What every worker's view serves: the same pure fold of the partials."""
+    """What every worker's view serves: the same pure fold of the partials (and, beside
+    the snapshot, the CSAT per product it joins across partitions)."""
     center = Center(CFG)
     for k, v in world.partials.items():
         center.apply(k, v)
-    return center.snapshot(clock)
+    return {**center.snapshot(clock), "product_csat": center.product_csat(clock)}
 
 
 def _replay(logs: dict[tuple[str, int], list[bytes]], clock: int) -> dict[str, Any]:
@@ -150,7 +172,7 @@ def _replay(logs: dict[tuple[str, int], list[bytes]], clock: int) -> dict[str, A
     for tp in sorted(logs):
         for line in logs[tp]:
             rep.feed(line)
-    return rep.snapshot()
+    return {**rep.snapshot(), "product_csat": rep.product_csat()}
 
 
 @pytest.mark.parametrize("seed", [1, 2])
@@ -167,6 +189,7 @@ def test_crash_at_every_write_of_a_batch_is_exact(seed: int) -> None:
         > 100
     )
     assert expected["duplicates"] > 0 and expected["rejected"]
+    assert expected["product_csat"]["24h"], "no CSAT response named a ticket with a product"
     rng = random.Random(seed)
     crash_points = [(b, k) for b in (2, 5, 9) for k in range(0, 40, 3)]
     for batch_no, cut in crash_points:
@@ -176,6 +199,7 @@ def test_crash_at_every_write_of_a_batch_is_exact(seed: int) -> None:
             assert _run(world, logs, clock, 60, None, rng)
         got = _live_snapshot(world, clock)
         problems = diff(expected, got)
+        assert got["product_csat"] == expected["product_csat"], (batch_no, cut)
         assert not problems, f"crash at batch {batch_no} write {cut}: {problems[:5]}"
 
 
@@ -188,7 +212,9 @@ def test_two_crashes_in_a_row_are_exact() -> None:
     assert not _run(world, logs, clock, 40, (3, 5), rng)
     assert not _run(world, logs, clock, 40, (2, 1), rng)
     assert _run(world, logs, clock, 40, None, rng)
-    assert not diff(expected, _live_snapshot(world, clock))
+    got = _live_snapshot(world, clock)
+    assert not diff(expected, got)
+    assert got["product_csat"] == expected["product_csat"]
 
 
 def test_a_clean_run_writes_a_checkpoint_and_restores_from_it() -> None:

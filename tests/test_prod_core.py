@@ -92,7 +92,7 @@ def test_changelog_chunks_stay_under_the_topic_limit_and_read_back(
 def test_one_item_over_the_limit_is_its_own_chunk(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(C, "VALUE_LIMIT", 1_024)
     big = [["c", "x", ["q" * 3_000]]]
-    chunks = C.encode_log(big + [["c", f"y{i}", None] for i in range(100)], [], [], {"c": 1})
+    chunks = C.encode_log(big + [["c", f"y{i}", None] for i in range(100)], [], [], [], {"c": 1})
     assert len(orjson.loads(chunks[0])["e"]) == 1 and len(chunks[0]) > 1_024
     assert all(len(c) <= 1_024 for c in chunks[1:])
     assert sum(len(orjson.loads(c)["e"]) for c in chunks) == 101

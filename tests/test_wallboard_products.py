@@ -43,7 +43,7 @@ pytestmark = pytest.mark.stack
 # products.js: the columns (kpi, windows) in order, the sort key and the top-mover rule
 GROUPS = [("tickets_opened", ["today", "24h", "1h"]), ("open_tickets", ["now"]),
           ("tickets_sla_breached", ["now"]), ("resolution_seconds", ["today", "24h"]),
-          ("fcr_rate", ["today", "24h"]), ("csat", ["today"])]
+          ("fcr_rate", ["today", "24h"]), ("csat", ["today", "24h"])]
 MOVER_MIN, MOVER_FACTOR = 3, 2
 # An SLA policy (breaches per product) and a target on incidents per product (the
 # shipped product-incidents rule with small numbers): the page colours cells by the rules.
@@ -98,8 +98,16 @@ def _traffic(dep: Deployment) -> None:
     ev = Events()
     # router: a burst in the last half hour (a top mover) and one ticket past its SLA
     ev.open_ticket("tech", now - 4000, "router")
-    for i in range(5):
-        ev.open_ticket("tech", now - 1500 + 250 * i, "router")
+    routers = [ev.open_ticket("tech", now - 1500 + 250 * i, "router") for i in range(5)]
+    # CSAT of router's customers: four responses that name their ticket, 3 of 4 good;
+    # one naming a ticket without product, one naming none: neither counts for a product
+    for tid, score in zip(routers, (5, 4, 2, 5), strict=False):
+        ev.emit("survey_response", now - 200, survey_id=f"sr-{tid}", kind="csat", score=score,
+                queue="tech", channel="email", ticket_id=tid)
+    plain = ev.open_ticket("billing", now - 300)
+    ev.emit("survey_response", now - 150, survey_id="sr-plain", kind="csat", score=1,
+            queue="billing", channel="email", ticket_id=plain)
+    ev.survey("tech", now - 150, "csat", 1)
     # modem: busy all day, so 3 in the last hour is normal (3 <= 2 * 43 / 24)
     for i in range(40):
         if i % 2:
@@ -132,7 +140,10 @@ def mover(rows: Rows, product: str) -> bool:
 Table = list[dict[str, Any]]
 
 
-def expected(snap: dict[str, Any], rules: list[Rule]) -> Table:
+def expected(snap: dict[str, Any], rules: list[Rule],
+             csat: dict[str, dict[str, Any]]) -> Table:
+    """The table the page must show: the snapshot's product rows, and CSAT per product
+    from api/products (the join of responses naming a ticket with its product)."""
     rows = rows_of(snap)
     products = sorted({r["scope"].removeprefix("product:") for r in snap["rows"]
                        if r["scope"].startswith("product:")})
@@ -144,6 +155,8 @@ def expected(snap: dict[str, Any], rules: list[Rule]) -> Table:
             for w in windows:
                 row = rows.get((f"product:{p}", w))
                 value = (row or {}).get(kpi)
+                if kpi == "csat":
+                    value = csat.get(w, {}).get(p, {}).get("csat")
                 cells.append([kpi, w, fmt(kpis.BY_NAME[kpi].fmt, value),
                               status(rules, f"product:{p}", kpi, w, row)])
         out.append({"product": p, "mover": mover(rows, p), "cells": cells})
@@ -165,18 +178,19 @@ def wait_table(shop: Shop, what: str, until: Any = lambda rows: True,
 
     def check() -> list[str]:
         snap = shop.dep.get(shop.port, "/api/snapshot")
+        csat = shop.dep.get(shop.port, "/api/products")["csat"]
         if not until(rows_of(snap)):
             return ["the snapshot does not show the new events yet"]
         shown = read_table(shop.page)
         got.update(snap=snap, shown=shown)
         problems = [f"{r['product']}: flag shown {r['flag']} != data-mover {r['mover']}"
                     for r in shown if r["flag"] != r["mover"]]
-        want = expected(snap, shop.rules)
+        want = expected(snap, shop.rules, csat)
         if [{k: r[k] for k in ("product", "mover", "cells")} for r in shown] != want:
             problems.append(f"page {shown} != snapshot {want}")
         return problems
 
-    settle(what, deadline_s, shop.page, check, shop.dep.logs)
+    settle(what, deadline_s + 6, shop.page, check, shop.dep.logs)  # CSAT is asked every 5 s
     return got["shown"], got["snap"]
 
 
@@ -208,7 +222,12 @@ def test_the_table_equals_the_snapshot(shop: Shop) -> None:
     assert cell(shown, "modem", "resolution_seconds", "today") == DASH   # resolved before today
     assert cell(shown, "modem", "resolution_seconds", "24h") == "10:00"
     assert cell(shown, "modem", "fcr_rate", "24h") == "50.0%"
-    assert {cell(shown, p, "csat", "today") for p in ("router", "tv", "modem", "sim")} == {DASH}
+    # CSAT per product: router's four responses naming its tickets, 3 of 4 good
+    assert cell(shown, "router", "csat", "today") == "75.0%"
+    assert cell(shown, "router", "csat", "24h") == "75.0%"
+    assert {cell(shown, p, "csat", "today") for p in ("tv", "modem", "sim")} == {DASH}
+    csat = shop.dep.get(shop.port, "/api/products")["csat"]
+    assert csat["today"] == {"router": {"csat": 0.75, "csat_responses": 4}}
     red = rgb(page.eval_on_selector(
         '#products-body tr[data-product="modem"] td[data-kpi="tickets_sla_breached"]',
         "e => getComputedStyle(e).backgroundColor"))

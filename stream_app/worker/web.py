@@ -167,6 +167,13 @@ def register(
         clock = publisher.clock()
         return _json(web, {"as_of": format_ts(clock), "agents": view.center.agents(clock)})
 
+    @app.page("/api/products")
+    async def _products(web: Any, request: Any) -> Any:
+        """CSAT per product of the surveys that name a ticket, per window (beside the
+        snapshot: the contract has no survey KPIs in product rows)."""
+        clock = publisher.clock()
+        return _json(web, {"as_of": format_ts(clock), "csat": view.center.product_csat(clock)})
+
     @app.page("/api/definitions")
     async def _definitions(web: Any, request: Any) -> Any:
         """The center's definitions a page shows: zone, day start, targets, SLA policies."""

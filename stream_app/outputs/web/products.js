@@ -18,7 +18,7 @@
     ["tickets_sla_breached", ["now"]],
     ["resolution_seconds", ["today", "24h"]],
     ["fcr_rate", ["today", "24h"]],
-    ["csat", ["today"], "csat-note"],
+    ["csat", ["today", "24h"], "csat-note"],
   ];
   const SORT = ["tickets_opened", "today"];
   // Top mover: at least MOVER_MIN tickets opened in the last hour, and more than
@@ -27,7 +27,13 @@
   const MOVER_MIN = 3;
   const MOVER_FACTOR = 2;
   let KPIS = null;
-  const state = { lastOk: 0, headsDone: false, rows: new Map(), order: "", rules: [], rulesDue: 0 };
+  const state = {
+    lastOk: 0, headsDone: false, rows: new Map(), order: "", rules: [], rulesDue: 0,
+    csat: {}, csatDue: 0,
+  };
+  // CSAT per product (api/products): the surveys that name a ticket, joined with the
+  // ticket's product by the worker; the snapshot's product rows have no survey KPIs.
+  const CSAT_MS = 5000;
   const collator = new Intl.Collator(undefined, { numeric: true, sensitivity: "base" });
   const label = (kpi) => (KPIS[kpi] ? KPIS[kpi].label : kpi);
 
@@ -71,9 +77,15 @@
     $("mover-rule").textContent = `\u25b2 Top mover: at least ${MOVER_MIN} tickets opened in the `
       + `last hour and more than ${MOVER_FACTOR}\u00d7 the product's average hourly count over `
       + `the last 24 hours (opened 1 h > ${MOVER_FACTOR} \u00d7 opened 24 h \u00f7 24).`;
-    $("csat-note").replaceChildren(el("sup", "", "1"), " Surveys are not tied to a product in "
-      + "the event contract (survey KPIs are null in product rows), so CSAT per product shows "
-      + "\u201c\u2013\u201d.");
+    $("csat-note").replaceChildren(el("sup", "", "1"), " CSAT of the surveys that name a ticket "
+      + "of the product: the event contract has no survey KPIs per product, so each response "
+      + "that names its ticket is joined with that ticket's product.");
+  }
+
+  function csatOf(product, win) {
+    const perWindow = state.csat[win];
+    const entry = perWindow ? perWindow[product] : null;
+    return entry ? entry.csat : null;
   }
 
   function makeRow(product) {
@@ -131,7 +143,7 @@
       r.mover.hidden = !mover;
       for (const { td, kpi, win } of r.cells) {
         const row = rows.get(`product:${product}|${win}`);
-        const value = row ? row[kpi] : null;
+        const value = kpi === "csat" ? csatOf(product, win) : (row ? row[kpi] : null);
         const text = format(KPIS[kpi] ? KPIS[kpi].format : "count", value);
         if (td.textContent !== text) td.textContent = text;
         td.dataset.status = K.cellStatus(state.rules, KPIS, `product:${product}`, kpi, win, row);
@@ -147,6 +159,15 @@
       const rules = await K.loadRules();
       if (rules) state.rules = rules;
       state.rulesDue = Date.now() + (rules ? K.RULES_REFRESH_MS : K.RULES_RETRY_MS);
+    }
+    if (Date.now() >= state.csatDue) {
+      try {
+        const res = await K.getJson("api/products");
+        if (res.ok && res.body && res.body.csat) state.csat = res.body.csat;
+      } catch (_err) {
+        // Asked again later; the column keeps its last values.
+      }
+      state.csatDue = Date.now() + CSAT_MS;
     }
     try {
       const res = await K.getJson("api/snapshot");
