@@ -16,6 +16,7 @@ import redis
 from stream_app.outputs.redis_sink import row_hash, row_key
 from stream_app.tools.producer import produce_lines
 from stream_app.tools.simulator.run import generate_events
+from tables.events import ContactOffered, decode
 from tests.livehelp import ROOT, Deployment
 
 pytestmark = pytest.mark.stack
@@ -91,8 +92,8 @@ def test_rows_hashes_snapshot_and_change_feed(deployment: Deployment, redis_url:
     assert messages
     for m in messages:  # each names the hash it changed, and carries that row
         assert m["key"] == row_key(prefix, m["row"]) and m["as_of"]
-    offered = [orjson.loads(x) for x in lines if b'"contact_offered"' in x]
-    queues = {f"queue:{e['queue']}" for e in offered if isinstance(e.get("queue"), str)}
+    offered = [decode(x) for x in lines if b'"contact_offered"' in x]
+    queues = {f"queue:{e.queue}" for e in offered if isinstance(e, ContactOffered)}
     assert queues and queues <= {r["scope"] for r in snap["rows"]}
     # The CLI reads the same snapshot back from Redis.
     out = subprocess.run(
