@@ -95,6 +95,7 @@ def build(
     folded into ``<kind>:other``."""
     out = fold_beyond_caps(cfg, windows, live)
     if folded is not None:
+        folded.clear()
         folded.update(out)
     bucketed: set[str] = set()
     for per_scope in windows.values():

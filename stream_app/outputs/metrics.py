@@ -16,7 +16,8 @@ published:
   are gauges too because they are windowed), ``kpi_contacts_waiting``,
   ``kpi_longest_wait_seconds``, ``kpi_open_tickets`` ``{scope_type, scope}``,
   ``kpi_rejected{reason}`` and ``kpi_duplicates`` (the snapshot's totals),
-  ``kpi_snapshot_timestamp_seconds`` and ``kpi_last_publish_timestamp_seconds``.
+  ``kpi_snapshot_timestamp_seconds``, ``kpi_last_publish_timestamp_seconds`` and
+  ``kpi_scopes_folded{kind}`` (scopes beyond a cap, shown under ``<kind>:other``).
   Aggregate these across workers with ``max``/``avg`` by their labels (or
   scrape a single worker), never ``sum``: a sum multiplies them by the number
   of workers.
@@ -173,6 +174,50 @@ class _SnapshotCollector(Collector):
         yield from fams
 
 
+class _WaitQueues:
+    """Which ``queue`` label a wait observation gets, so the histogram's children stay
+    bounded like the snapshot's scopes (``KPI_MAX_QUEUES``).
+
+    A queue the last snapshot shows keeps its own label. A queue it does not show yet
+    (new, the view one publish behind) gets its own label while fewer than ``cap``
+    queues have one; one the snapshot left out for a whole publish (folded into
+    ``queue:other`` by the cap, or gone from the largest window) loses its children
+    and is labelled ``other`` until a snapshot shows it again. ``cap`` 0: no cap.
+    """
+
+    def __init__(self, cap: int) -> None:
+        self.cap = cap
+        self.generation = 0
+        #: queue -> the publish generation it got its own label at
+        self.own: dict[str, int] = {}
+        self.shown: set[str] = set()
+        self.left_out: set[str] = set()
+
+    def label(self, queue: str) -> str:
+        if queue in self.own:
+            return queue
+        if queue in self.shown or (
+                queue not in self.left_out and (not self.cap or len(self.own) < self.cap)):
+            self.own[queue] = self.generation
+            return queue
+        self.own.setdefault("other", self.generation)
+        return "other"
+
+    def published(self, shown: set[str]) -> list[str]:
+        """A snapshot showing the queues ``shown`` was published: the labels to remove."""
+        self.generation += 1
+        self.shown = shown
+        gone = [q for q, gen in self.own.items()
+                if q not in shown and q != "other" and gen < self.generation - 1]
+        for q in gone:
+            del self.own[q]
+        self.left_out.difference_update(shown)
+        self.left_out.update(gone)
+        if self.cap and len(self.left_out) > 10 * self.cap:
+            self.left_out.clear()  # bounded memory; they may take a label again
+        return gone
+
+
 class KpiMetrics:
     """Every metric of the worker, on the given registry.
 
@@ -181,7 +226,8 @@ class KpiMetrics:
     """
 
     def __init__(self, registry: CollectorRegistry, agent_series: bool = True,
-                 sl_threshold_seconds: float = DEFAULT_SL_THRESHOLD) -> None:
+                 sl_threshold_seconds: float = DEFAULT_SL_THRESHOLD,
+                 max_queues: int = 0) -> None:
         self.registry = registry
         self.agent_series = agent_series
         self._snapshot = _SnapshotCollector()
@@ -191,6 +237,12 @@ class KpiMetrics:
             "kpi_contact_wait_seconds",
             "wait (answered - offered) of contacts this worker saw answered, seconds",
             ("queue", "channel"), buckets=buckets, registry=registry)
+        self._wait_queues = _WaitQueues(max_queues)
+        self._wait_keys: set[tuple[str, str]] = set()
+        self.folded = Gauge(
+            "kpi_scopes_folded", "scopes of a kind beyond its cap (KPI_MAX_QUEUES, ...) whose "
+            "measurements the snapshot shows under <kind>:other", ("kind",), registry=registry)
+        self._folded_kinds: set[str] = set()
         self.processed = Counter(
             "kpi_events_processed", "input events this worker processed, by event type "
             "(rejected ones under their type when known)", ("type",), registry=registry)
@@ -239,11 +291,18 @@ class KpiMetrics:
             "published": time.time() if now is None else now,
         }
         self._snapshot.state = (rows, head)
+        for child in self._wait_queues.published(
+                {name for (kind, name), _ in rows if kind == "queue"}):
+            for key in [k for k in self._wait_keys if k[0] == child]:
+                self.contact_wait.remove(*key)
+                self._wait_keys.discard(key)
 
     # --- processing (per worker) ----------------------------------------------------------
     def observe_waits(self, queue: str, channel: str, waits: Iterable[float]) -> None:
         """One observation per answered contact: its wait in seconds (answered - offered)."""
-        child = self.contact_wait.labels(queue, channel)
+        key = (self._wait_queues.label(queue), channel)
+        self._wait_keys.add(key)
+        child = self.contact_wait.labels(*key)
         for w in waits:
             child.observe(w)
 
@@ -282,6 +341,17 @@ class KpiMetrics:
         for key in self._lag_keys - keys:
             self.lag.remove(*key)
         self._lag_keys = keys
+
+    def scopes_folded(self, by_kind: Mapping[str, int]) -> set[str]:
+        """TOTAL: scopes each capped kind folded into ``<kind>:other`` at the last snapshot.
+        Returns the kinds that began folding with this call (to log once)."""
+        for kind, n in by_kind.items():
+            self.folded.labels(kind).set(n)
+        for kind in self._folded_kinds - set(by_kind):
+            self.folded.labels(kind).set(0)
+        began = set(by_kind) - self._folded_kinds
+        self._folded_kinds |= set(by_kind)
+        return began
 
     def unrecoverable_error(self, kind: str) -> None:
         """One unrecoverable error of ``kind`` began."""

@@ -119,6 +119,7 @@ def create_app(settings: Settings | None = None, limits: TopicLimits | None = No
         registry,
         agent_series=settings.metrics_agent_series,
         sl_threshold_seconds=settings.sl_threshold_seconds,
+        max_queues=settings.max_queues,
     )
     partials = partials_topic(settings)
     health = Health(

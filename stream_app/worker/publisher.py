@@ -12,6 +12,7 @@ counters and the lag are exported from the start.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from typing import Any
@@ -21,6 +22,8 @@ from stream_app.outputs.metrics import KpiMetrics
 from stream_app.outputs.redis_sink import RedisSink
 from stream_app.worker.processor import LiveProcessor
 from stream_app.worker.view import CenterView
+
+log = logging.getLogger("kpi.publish")
 
 
 class Publisher:
@@ -82,6 +85,12 @@ class Publisher:
         snap = self.latest = self.build_snapshot()
         self.last_publish = time.time()
         m.update(snap)
+        for kind in sorted(m.scopes_folded(self.view.center.folded)):
+            log.warning(
+                "more %s scopes than KPI_MAX_%sS allows: the least busy now show as %s:other "
+                "(kpi_scopes_folded). Raise the cap if the center really has that many, or "
+                "check the source: ids that change per event (a session id as the queue) "
+                "would fill any cap", kind, kind.upper(), kind)
         if p.newest_ts > self._published_newest:
             self._published_newest = p.newest_ts
             m.publish_latency(max(0.0, self.clock() / 1e6 - p.newest_ts / 1e6))
