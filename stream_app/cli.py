@@ -146,11 +146,15 @@ def bench(
     latency_seconds: Annotated[float, typer.Option(help="Length of the latency run.")] = 60.0,
     skip: Annotated[
         list[str] | None,
-        typer.Option(help="Skip: live, latency, memory, replay, gateway, soak."),
+        typer.Option(help="Skip: live, latency, memory, replay, sla, gateway, soak."),
     ] = None,
     soak_seconds: Annotated[
         float, typer.Option(help="Length of the soak run with faults (2,000 ev/s).")
     ] = 1800.0,
+    definitions: Annotated[
+        Path | None, typer.Option(help="The center's definitions for the throughput runs "
+                                  "(default: tests/definitions/center.toml, every v2 rule).")
+    ] = None,
 ) -> None:
     """Measure throughput, latency and memory (needs the stack: `make bench`)."""
     try:
@@ -162,9 +166,10 @@ def bench(
             err=True,
         )
         raise typer.Exit(2) from exc
-    from stream_app.tools.bench.report import run_bench
+    from stream_app.tools.bench.report import DEFINITIONS, run_bench
 
-    run_bench(events, memory_events, latency_seconds, set(skip or []), soak_seconds)
+    run_bench(events, memory_events, latency_seconds, set(skip or []), soak_seconds,
+              definitions or DEFINITIONS)
 
 
 alerts_app = typer.Typer(help="SLA rules as Prometheus alerting rules.", no_args_is_help=True)

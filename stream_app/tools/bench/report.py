@@ -23,16 +23,21 @@ from stream_app.tools.bench.bench import (
     new_deployment,
     replay_speed,
     run_workers,
+    sla_snapshot,
     sparkline,
     write_file,
 )
 from stream_app.tools.deployment import ROOT
 from stream_app.tools.producer import produce_lines
 
-
 # --- the run ---------------------------------------------------------------
+#: the center's definitions the throughput runs use unless told otherwise: every rule of
+#: contract v2 section 9 (time zone, day start, thresholds, business hours, two SLA policies)
+DEFINITIONS = ROOT / "tests" / "definitions" / "center.toml"
+
+
 def run_bench(events: int, memory_events: int, latency_seconds: float, skip: set[str],
-              soak_seconds: float = 1800.0) -> None:
+              soak_seconds: float = 1800.0, definitions: Path | None = DEFINITIONS) -> None:
     results: dict[str, Any] = {
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "machine": {
@@ -42,6 +47,7 @@ def run_bench(events: int, memory_events: int, latency_seconds: float, skip: set
             "ram_gb": round(psutil.virtual_memory().total / 2**30),
         },
         "events": events,
+        "definitions": str(definitions.relative_to(ROOT)) if definitions else None,
     }
     rows: list[tuple[str, str, str]] = []
     work = Path(tempfile.mkdtemp(prefix="kpi-bench-"))
@@ -49,8 +55,10 @@ def run_bench(events: int, memory_events: int, latency_seconds: float, skip: set
     with console.status(f"generating {events:,} events of the simulator's mix"):
         write_file(data, events)
     lines = [ln for ln in data.read_bytes().split(b"\n") if ln]
+    results["agent_event_share"] = sum(b'"agent_state"' in ln for ln in lines) / len(lines)
+    env = {"KPI_RULES_FILE": str(definitions)} if definitions else {}
     if "live" not in skip:
-        dep = new_deployment()
+        dep = new_deployment(**env)
         asyncio.run(dep.create_topics())
         with console.status("filling the topics"):
             asyncio.run(produce_lines(dep.bootstrap, dep.topics, lines))
@@ -58,7 +66,7 @@ def run_bench(events: int, memory_events: int, latency_seconds: float, skip: set
             bare = asyncio.run(bare_consume(dep, len(lines)))
         with console.status("one worker"):
             one = run_workers(dep, len(lines), 1)
-        dep2 = new_deployment()
+        dep2 = new_deployment(**env)
         asyncio.run(dep2.create_topics())
         asyncio.run(produce_lines(dep2.bootstrap, dep2.topics, lines))
         with console.status("two workers"):
@@ -108,7 +116,7 @@ def run_bench(events: int, memory_events: int, latency_seconds: float, skip: set
         )
     if "replay" not in skip:
         with console.status("replay vs bare orjson loop"):
-            rep = replay_speed(data)
+            rep = replay_speed(data, definitions)
         results["replay"] = rep
         rows.append(
             (
@@ -126,6 +134,13 @@ def run_bench(events: int, memory_events: int, latency_seconds: float, skip: set
                 f"{rep['floor_ratio']:.0%} of the bare loop: the most any replay could reach",
             )
         )
+    if "sla" not in skip and definitions:
+        with console.status("snapshot with 100,000 open tickets under SLA policies"):
+            sla = sla_snapshot(definitions)
+        results["sla_snapshot"] = sla
+        rows.append(("snapshot, 100,000 open tickets",
+                     f"{sla['first_snapshot_ms']:,.0f} ms first, {sla['snapshot_ms']:,.1f} ms next",
+                     f"two SLA policies, business hours; {sla['breached']:,} breached"))
     if "gateway" not in skip:
         from connectors.bench import bench_gateway
 
@@ -144,13 +159,16 @@ def run_bench(events: int, memory_events: int, latency_seconds: float, skip: set
         rows.append(("soak with faults", f"equals replay: {soak['equals_replay']}",
                      f"RSS max {soak['rss_mb_max']} MB, p99 {soak['latency_p99_ms']:.0f} ms, "
                      f"lag max {soak['lag_max']}; bench/results/soak-*.png"))
-    table = Table(title=f"kpi-stream bench, {events:,} events, {os.cpu_count()} cores")
+    share = results["agent_event_share"]
+    table = Table(title=f"kpi-stream bench, {events:,} events ({share:.0%} agent states), "
+                        f"{os.cpu_count()} cores")
     for col in ("what", "result", "notes"):
         table.add_column(col)
     for row in rows:
         table.add_row(*row)
     Console(width=160).print(table)
-    out = ROOT / "bench" / "results" / f"{dt.date.today().isoformat()}.json"
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H%MZ")
+    out = ROOT / "bench" / "results" / f"{stamp}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2))
     console.print(f"written to {out.relative_to(ROOT)}")
