@@ -87,8 +87,8 @@ test: install
 	exit $$rc
 
 lint: install
-	$(PY) -m ruff check stream_app agents tables tests
-	$(PY) -m mypy stream_app agents tables
+	$(PY) -m ruff check stream_app agents tables connectors tests
+	$(PY) -m mypy stream_app agents tables connectors
 
 run: install
 	@infra/run.sh

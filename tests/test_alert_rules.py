@@ -30,10 +30,10 @@ from typing import Any
 import pytest
 
 from stream_app.outputs.alerts_export import export_rules, rule_expr, scope_matchers
-from tables import kpis
 from stream_app.outputs.rules import Rule, load_rules
 from stream_app.tools.producer import produce_lines
 from stream_app.tools.simulator.run import generate_events
+from tables import kpis
 from tables.snapshot import format_ts
 from tests.alerthelp import contacts
 from tests.livehelp import ROOT, Deployment, free_port

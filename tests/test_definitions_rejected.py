@@ -15,47 +15,12 @@ from tables.definitions import (
 )
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED_EXAMPLE = ROOT.parent / "shared" / "contract" / "examples" / "v2.rules.toml"
 HOUR_US = 3600 * US
 
-# The contract's public example, kept here so that a lone clone runs the suite; it is
-# checked against the contract checkout beside the repository when there is one.
-EXAMPLE = """# Definitions of the public v2 example (contract section 9)
-timezone = "Europe/Madrid"
-day_start = "07:00"
-repeat_window_seconds = 3600
-agent_hourly_cost = 30
-at_risk_share = 0.75
-
-[service_level]
-threshold_seconds = 20
-short_abandon_seconds = 5
-
-[service_level.thresholds]
-"billing" = 30
-"tech/chat" = 60
-"*/email" = 3600
-
-[business_hours]
-mon = ["07:00-13:00", "14:00-19:00"]
-tue = ["07:00-19:00"]
-wed = ["07:00-19:00"]
-thu = ["07:00-19:00"]
-fri = ["07:00-15:00"]
-holidays = ["2026-12-25", "2027-01-01"]
-
-[[ticket_sla]]
-name = "urgent"
-priorities = ["urgent", "high"]
-first_reply_seconds = 900
-resolution_seconds = 3600
-
-[[ticket_sla]]
-name = "standard"
-queues = ["billing", "tech"]
-first_reply_seconds = 1800
-business_hours = true
-"""
+# The contract's public example, copied into tests/contract so that a lone clone runs the
+# suite; the copy is checked against the contract checkout beside the repository when there
+# is one.
+EXAMPLE = (ROOT / "tests" / "contract" / "v2.rules.toml").read_text()
 
 
 # -- rejected files -----------------------------------------------------------------------

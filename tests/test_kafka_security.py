@@ -27,11 +27,11 @@ from pydantic import ValidationError
 from stream_app.kafka.client import (
     KafkaConnectionError,
     KafkaSecurity,
-    check_connection,
     client_kwargs,
     describe,
     faust_broker_kwargs,
 )
+from stream_app.kafka.connection import check_connection
 from tests import kafkasecure as ks
 from tests.kafkasecure import CertSet, SecureBroker
 

@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 
 from aiokafka.errors import KafkaError
 
-from stream_app.kafka.client import check_connection, describe
+from stream_app.kafka.client import describe
+from stream_app.kafka.connection import check_connection
 from stream_app.kafka.topics import BROKER_DEFAULT_MAX_MESSAGE_BYTES, max_message_bytes
 from stream_app.kafka.worker_topics import (
     TopicsError,

@@ -7,7 +7,7 @@ event time). Lines go out byte for byte: a bad line is routed like ``route()`` s
 The producer is built from :func:`stream_app.kafka.client.client_kwargs`, so a cluster
 that needs TLS or SASL works here as it does for the worker; given a bare ``host:port``
 list (the simulator, the bench), the security comes from the ``KAFKA_*`` environment.
-When the cluster cannot be used, :func:`~stream_app.kafka.client.check_connection` says
+When the cluster cannot be used, :func:`~stream_app.kafka.connection.check_connection` says
 why (wrong password, untrusted certificate, ...) instead of aiokafka's "Unable to
 bootstrap".
 """
@@ -34,6 +34,7 @@ from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, T
 
 from stream_app.kafka import client as kafka_client
 from stream_app.kafka.client import KafkaTarget, as_target, client_kwargs, describe
+from stream_app.kafka.connection import check_connection
 from stream_app.tools.routing import route
 
 KAFKA_HINT = "is Kafka running? start it with `make stack` or set KAFKA_BOOTSTRAP_SERVERS"
@@ -68,7 +69,7 @@ async def start_producer(where: str | KafkaTarget) -> AIOKafkaProducer:
     except (KafkaConnectionError, OSError, KafkaError) as exc:
         await producer.stop()
         try:  # which problem it is: wrong password, untrusted certificate, nothing there...
-            await kafka_client.check_connection(target, timeout=10.0)
+            await check_connection(target, timeout=10.0)
         except kafka_client.KafkaConnectionError as why:
             secured = kafka_client.security_of(target).security_protocol != "PLAINTEXT"
             raise ProduceError(str(why) if secured else f"{why} ({KAFKA_HINT})") from exc
