@@ -86,6 +86,8 @@ def run_workers(dep: Deployment, n: int, workers: int, deadline: float = 900) ->
     try:
         end = time.monotonic() + deadline
         while time.monotonic() < end:
+            if not dep.alive():
+                raise RuntimeError(f"a worker stopped during the run; its log:\n{dep.logs()}")
             sts = [dep.status(p) for p in ports]
             if all(sts):
                 if first is None and sum(s["events"] for s in sts if s) > 0:
