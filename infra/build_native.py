@@ -32,6 +32,7 @@ MODULES = [
     "tables/contacts.py",
     "tables/tickets.py",
     "tables/agents.py",
+    "tables/business.py",
     "tables/sla.py",
     "tables/repeats.py",
     "tables/live.py",

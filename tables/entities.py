@@ -124,6 +124,7 @@ class Contact:
 class Ticket:
     __slots__ = (
         "queue", "channel", "opened", "replied", "status", "last", "upto", "product", "policy",
+        "instants",
     )
 
     def __init__(
@@ -139,6 +140,9 @@ class Ticket:
         #: v2: the product it was opened with ("" none), the index of its SLA policy (-1 none)
         self.product = product
         self.policy = policy
+        #: its SLA instants (tables.sla.SlaClock.instants), computed on first use: they
+        #: depend on the policy and the opening alone. Derived, so not on the wire.
+        self.instants: tuple[int, int, int, int] | None = None
 
     def to_wire(self) -> list[Any]:
         return [

@@ -51,48 +51,87 @@ class RepeatIndex:
     def replace(self, partition: int, minute: int, offers: list[Offer] | None) -> None:
         """A partition's offers of one minute (None: gone), replacing what it had."""
         key = (partition, minute)
-        touched: set[str] = set()
-        for customer, ts, queue, channel in self._held.pop(key, ()):
-            self._status(customer, -1)
-            seq = self.customers[customer]
-            i = bisect_left(seq, (ts, queue, channel))
-            del seq[i]
-            touched.add(customer)
-        for customer in list(touched):
-            if not self.customers[customer]:
-                del self.customers[customer]
+        old = self._held.pop(key, None)
+        if old:
+            if offers and len(offers) >= len(old) and offers[: len(old)] == old:
+                # the same minute with offers appended (the usual case): add the new ones
+                self._held[key] = list(offers)
+                for offer in offers[len(old):]:
+                    self._add(offer)
+                return
+            for offer in old:
+                self._remove(offer)
         if offers:
             self._held[key] = list(offers)
-            for customer, ts, queue, channel in offers:
-                if customer not in touched:
-                    self._status(customer, -1)
-                    touched.add(customer)
-                insort(self.customers.setdefault(customer, []), (ts, queue, channel))
-        for customer in touched:
-            self._status(customer, +1)
+            for offer in offers:
+                self._add(offer)
 
-    def _status(self, customer: str, sign: int) -> None:
-        """Add (or take back) the repeats of one customer's offers to the counts."""
-        seq = self.customers.get(customer)
-        if not seq:
+    # An offer is a repeat when the latest earlier instant of its customer (strictly
+    # earlier) is within the window. Adding or removing an offer at ``t`` changes that
+    # for the offer itself and, when ``t`` is a new (or its last) instant, for the
+    # offers at the customer's next instant after ``t`` only: any later one has an
+    # earlier instant after ``t`` already.
+    #
+    #   seq:  10:00  10:20 [+10:40]  11:10  11:50     W = 1 h
+    #   10:40 looks back to 10:20; 11:10's latest earlier instant becomes 10:40;
+    #   11:50 still looks back to 11:10.
+
+    def _count(self, ts: int, queue: str, channel: str, sign: int) -> None:
+        minute = ts // MINUTE_US
+        per = self.counts.setdefault(minute, {})
+        left = per.get((queue, channel), 0) + sign
+        if left:
+            per[(queue, channel)] = left
+        else:
+            per.pop((queue, channel), None)
+            if not per:
+                del self.counts[minute]
+        self.dirty.add(minute)
+
+    def _next_group(self, seq: list[tuple[int, str, str]], i: int, was: int | None,
+                    now: int | None) -> None:
+        """The offers at the instant starting at ``seq[i]``: their latest earlier instant
+        went from ``was`` to ``now`` (None: none); recount those whose status changed."""
+        if i >= len(seq):
             return
+        t = seq[i][0]
         w = self.window_us
-        prev: int | None = None  # the latest ts strictly before the current one
-        cur: int | None = None
-        for ts, queue, channel in seq:
-            if ts != cur:
-                prev, cur = cur, ts
-            if prev is not None and prev >= ts - w:
-                minute = ts // MINUTE_US
-                per = self.counts.setdefault(minute, {})
-                left = per.get((queue, channel), 0) + sign
-                if left:
-                    per[(queue, channel)] = left
-                else:
-                    per.pop((queue, channel), None)
-                    if not per:
-                        del self.counts[minute]
-                self.dirty.add(minute)
+        before = was is not None and was >= t - w
+        after = now is not None and now >= t - w
+        if before == after:
+            return
+        sign = 1 if after else -1
+        while i < len(seq) and seq[i][0] == t:
+            self._count(t, seq[i][1], seq[i][2], sign)
+            i += 1
+
+    def _add(self, offer: Offer) -> None:
+        customer, ts, queue, channel = offer
+        seq = self.customers.get(customer)
+        if seq is None:
+            seq = self.customers[customer] = []
+        item = (ts, queue, channel)
+        lo = bisect_left(seq, (ts,))  # the first offer at ts or later
+        prev = seq[lo - 1][0] if lo > 0 else None
+        if prev is not None and prev >= ts - self.window_us:
+            self._count(ts, queue, channel, 1)
+        if lo == len(seq) or seq[lo][0] != ts:  # a new instant: the next one looks back to it
+            self._next_group(seq, lo, prev, ts)
+        insort(seq, item)
+
+    def _remove(self, offer: Offer) -> None:
+        customer, ts, queue, channel = offer
+        seq = self.customers[customer]
+        i = bisect_left(seq, (ts, queue, channel))
+        del seq[i]
+        lo = bisect_left(seq, (ts,))
+        prev = seq[lo - 1][0] if lo > 0 else None
+        if prev is not None and prev >= ts - self.window_us:
+            self._count(ts, queue, channel, -1)
+        if lo == len(seq) or seq[lo][0] != ts:  # its instant is gone
+            self._next_group(seq, lo, ts, prev)
+        if not seq:
+            del self.customers[customer]
 
     def cells(self, minute: int) -> dict[CellKey, A.Agg] | None:
         """The repeat counts of one minute as cells of the roll-up (None: none)."""

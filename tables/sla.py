@@ -44,6 +44,13 @@ class SlaClock:
         self.policies: tuple[SlaPolicy, ...] = defs.sla
         self.share = defs.at_risk_share
         self.calendar = defs.calendar()
+        # at_risk_amount reads the share as a decimal through Fraction (~25 µs): once per
+        # policy and target here, not once per ticket event
+        self.risk: list[tuple[int | None, int | None]] = [
+            (self._risk(p.first_reply_us), self._risk(p.resolution_us)) for p in self.policies]
+
+    def _risk(self, target: int | None) -> int | None:
+        return None if target is None else at_risk_amount(target, self.share)
 
     def policy_for(self, priority: str | None, queue: str) -> int:
         for i, p in enumerate(self.policies):
@@ -67,17 +74,29 @@ class SlaClock:
         # elapsed(opened, at) <= target  <=>  at < reach(opened, target + 1)
         return at < self._reach(p, opened, target + 1)
 
+    def met(self, policy: int, instants: tuple[int, int, int, int], at: int,
+            first_reply: bool) -> bool | None:
+        """:meth:`within` from the ticket's :meth:`instants`: its breach instants are
+        ``reach(opened, target + 1)``, the same bound."""
+        if policy == NO_POLICY:
+            return None
+        p = self.policies[policy]
+        if (p.first_reply_us if first_reply else p.resolution_us) is None:
+            return None
+        return at < instants[0 if first_reply else 2]
+
     def instants(self, policy: int, opened: int) -> tuple[int, int, int, int]:
         """(first-reply breach, first-reply risk, resolution breach, resolution risk);
         NEVER for a target the policy does not have."""
         if policy == NO_POLICY:
             return NEVER, NEVER, NEVER, NEVER
         p = self.policies[policy]
+        fr_risk, res_risk = self.risk[policy]
         out = [NEVER, NEVER, NEVER, NEVER]
-        for i, target in ((0, p.first_reply_us), (2, p.resolution_us)):
-            if target is not None:
+        for i, target, risk in ((0, p.first_reply_us, fr_risk), (2, p.resolution_us, res_risk)):
+            if target is not None and risk is not None:
                 out[i] = self._reach(p, opened, target + 1)
-                out[i + 1] = self._reach(p, opened, at_risk_amount(target, self.share))
+                out[i + 1] = self._reach(p, opened, risk)
         return out[0], out[1], out[2], out[3]
 
 

@@ -77,8 +77,14 @@ class TicketBook:
         if t.status != OPEN:
             self.deadlines.drop(tid)
             return
-        breach, risk = running(self.sla.instants(t.policy, t.opened), t.replied)
+        breach, risk = running(self._instants(t), t.replied)
         self.deadlines.put(tid, (t.queue, t.channel, t.product), breach, risk)
+
+    def _instants(self, t: Ticket) -> tuple[int, int, int, int]:
+        instants = t.instants
+        if instants is None:
+            instants = t.instants = self.sla.instants(t.policy, t.opened)
+        return instants
 
     # --- lifecycle ------------------------------------------------------------------------------
     def opened(self, ev: TicketOpened, ts: int, clock: int) -> str | None:
@@ -117,7 +123,7 @@ class TicketBook:
             cell = self.cells.at(ts, t.queue, t.channel, ev.agent_id, t.product)
             cell[A.FIRST_REPLIES] += 1
             cell[A.FIRST_REPLY_SUM] += ts - t.opened
-            within = self.sla.within(t.policy, t.opened, ts, True)
+            within = self.sla.met(t.policy, self._instants(t), ts, True)
             if within is not None:
                 cell[A.FR_SLA_N] += 1
                 if within:
@@ -144,7 +150,7 @@ class TicketBook:
         sketch.add(cell[A.RES_SK], took / US)
         if ev.contacts == 1:
             cell[A.FCR] += 1
-        within = self.sla.within(t.policy, t.opened, ts, False)
+        within = self.sla.met(t.policy, self._instants(t), ts, False)
         if within is not None:
             cell[A.RES_SLA_N] += 1
             if within:

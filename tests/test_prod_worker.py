@@ -19,6 +19,7 @@ from prometheus_client import CollectorRegistry
 from stream_app.outputs.alerts import AlertService
 from stream_app.outputs.metrics import KpiMetrics
 from stream_app.outputs.redis_sink import RedisSink, mask_url
+from stream_app.worker import publisher as publisher_mod
 from stream_app.worker import writer as writer_mod
 from stream_app.worker.health import (
     MESSAGE_TOO_LARGE,
@@ -27,7 +28,7 @@ from stream_app.worker.health import (
     classify,
 )
 from stream_app.worker.processor import Plan
-from stream_app.worker.publisher import Publisher
+from stream_app.worker.publisher import BEHIND, MAX_SHARE, Publisher
 from stream_app.worker.view import CenterView
 from stream_app.worker.web import auth_middleware
 from stream_app.worker.writer import BatchWriter
@@ -228,6 +229,43 @@ def test_nothing_is_published_before_the_worker_has_loaded() -> None:
     loaded[0] = True
     asyncio.run(pub.publish())
     assert redis.calls == alerts.calls == 1 and pub.latest is not None
+
+
+def test_a_slow_publish_spaces_the_next_ones_out(monkeypatch: pytest.MonkeyPatch) -> None:
+    """While catching up, publishing takes at most MAX_SHARE of the worker: a publish that
+    took 0.5 s is followed by the next one 2 s later, not at the next 1 s tick; once the
+    lag is small, every tick publishes again."""
+    now = [1000.0]
+    lag = [BEHIND + 1]
+    monkeypatch.setattr(publisher_mod.time, "time", lambda: now[0])
+
+    class Slow(_Recorder):
+        async def publish(self, snap: Any) -> bool:
+            now[0] += 0.5  # Redis took half a second
+            return await super().publish(snap)
+
+    redis, alerts = Slow(), _Recorder()
+    tp = SimpleNamespace(topic="contact-events", partition=0)
+    app = SimpleNamespace(assignor=SimpleNamespace(assigned_actives=lambda: [tp]),
+                          consumer=SimpleNamespace(highwater=lambda tp: lag[0]))
+    processor = SimpleNamespace(events_by_type={}, rejected_total={}, duplicates_total=0,
+                                take_waits=dict, newest_ts=0, stores={},
+                                family_of={"contact-events": "contact"})
+    pub = Publisher(app, CenterView(Config(), {}, "partials"), processor,  # type: ignore[arg-type]
+                    KpiMetrics(CollectorRegistry()), redis, alerts,  # type: ignore[arg-type]
+                    lambda: 1_795_000_000_000_000, 1.0, "contact-events", {"contact-events"})
+    published = []
+    for tick in range(10):  # the timer: one call a second
+        now[0] = 1000.0 + tick
+        if tick == 6:
+            lag[0] = 0  # caught up
+        before = redis.calls
+        asyncio.run(pub.publish())
+        if redis.calls > before:
+            published.append(tick)
+    assert published == [0, 2, 4, 6, 7, 8, 9]
+    assert pub.interval() == pytest.approx(0.5 / MAX_SHARE - 0.5)
+    assert pub.interval(behind=False) == 1.0
 
 
 def test_secrets_are_masked_in_urls_and_logs(caplog: pytest.LogCaptureFixture) -> None:
