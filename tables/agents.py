@@ -230,13 +230,17 @@ def overlay(
     ``(name, lo, hi)`` of ``spans``, the time range each covers."""
     for name, lo, hi in spans:
         scopes = windows.setdefault(name, {})
+        # the aggregates may be the roll-up's own (Rollup.windows): changed on a copy
+        mine: set[str] = set()
         for entry in entries:
             aid = entry[0]
             for state, queues, d in pieces(entry, lo, hi, clock):
                 slot = STATE_SLOT[state]
                 for scope in ("all", "agent:" + aid, *("queue:" + q for q in queues)):
-                    agg = scopes.get(scope)
-                    if agg is None:
-                        agg = scopes[scope] = A.initialize()
+                    if scope not in mine:
+                        mine.add(scope)
+                        old = scopes.get(scope)
+                        scopes[scope] = A.initialize() if old is None else A.copy(old)
+                    agg = scopes[scope]
                     agg[A.STAFFED_US] += d
                     agg[slot] += d

@@ -113,6 +113,17 @@ def subtract(dst: Agg, src: Agg) -> None:
         sketch.subtract(dst[RES_SK], src[RES_SK])
 
 
+def add_delta(dst: Agg, src: Agg) -> None:
+    """:func:`merge` of a difference of aggregates (counts may be negative)."""
+    for i, v in enumerate(src[:N_NUM]):
+        if v:
+            dst[i] += v
+    if src[WAIT_SK]:
+        sketch.add_signed(dst[WAIT_SK], src[WAIT_SK])
+    if src[RES_SK]:
+        sketch.add_signed(dst[RES_SK], src[RES_SK])
+
+
 def copy(agg: Agg) -> Agg:
     out = agg[:N_NUM] + [dict(agg[WAIT_SK]), dict(agg[RES_SK])]
     return out

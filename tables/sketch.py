@@ -50,6 +50,17 @@ def merge(dst: Bins, src: Bins) -> None:
         dst[k] = dst.get(k, 0) + c
 
 
+def add_signed(dst: Bins, src: Bins) -> None:
+    """:func:`merge` for counts that may be negative (a delta): a bin that reaches 0 goes,
+    so an empty sketch stays ``{}``."""
+    for k, c in src.items():
+        left = dst.get(k, 0) + c
+        if left:
+            dst[k] = left
+        else:
+            dst.pop(k, None)
+
+
 def subtract(dst: Bins, src: Bins) -> None:
     for k, c in src.items():
         left = dst.get(k, 0) - c

@@ -71,6 +71,8 @@ def fold_beyond_caps(
         other = prefix + "other"
         for per_scope in windows.values():
             into = per_scope.get(other)
+            if into is not None:  # maybe the roll-up's own aggregate: merge into a copy
+                into = per_scope[other] = A.copy(into)
             for n in gone:
                 agg = per_scope.pop(n, None)
                 if agg is not None:
