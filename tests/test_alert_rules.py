@@ -298,7 +298,10 @@ def stack(kafka_bootstrap: str, redis_url: str,
         rules = export(tmp, short)
         config = tmp / "prometheus.yml"
         config.write_text(
-            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n"
+            # /metrics of this center is ~4 MB (every agent's series) and takes 2-3 s
+            # while the suite's other workers share the cores; Prometheus caps the
+            # scrape timeout at the interval, so a 1 s interval would fail every scrape
+            "global:\n  scrape_interval: 5s\n  scrape_timeout: 5s\n  evaluation_interval: 1s\n"
             f"rule_files:\n  - {rules.name}\n"
             "scrape_configs:\n  - job_name: kpi-worker\n    metrics_path: /metrics\n"
             f"    static_configs:\n      - targets: ['127.0.0.1:{port}']\n")
