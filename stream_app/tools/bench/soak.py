@@ -263,7 +263,10 @@ def table(result: dict[str, Any]) -> str:
 
 def run_soak(dep: Deployment, seconds: float, rate: float, work: Path,
              out_dir: Path) -> dict[str, Any]:
-    result = asyncio.run(Soak(dep, seconds, rate, work).run())
+    try:
+        result = asyncio.run(Soak(dep, seconds, rate, work).run())
+    finally:
+        dep.stop_all()  # the workers outlived the run before: a busy machine for the next
     day = dt.date.today().isoformat()
     out_dir.mkdir(parents=True, exist_ok=True)
     plot(result, out_dir / f"soak-{day}.png")
