@@ -63,21 +63,11 @@ class SlaClock:
             return self.calendar.business_reach(opened, amount)
         return opened + amount
 
-    def within(self, policy: int, opened: int, at: int, first_reply: bool) -> bool | None:
-        """Whether a first reply / resolution at ``at`` met its target (None: no target)."""
-        if policy == NO_POLICY:
-            return None
-        p = self.policies[policy]
-        target = p.first_reply_us if first_reply else p.resolution_us
-        if target is None:
-            return None
-        # elapsed(opened, at) <= target  <=>  at < reach(opened, target + 1)
-        return at < self._reach(p, opened, target + 1)
-
     def met(self, policy: int, instants: tuple[int, int, int, int], at: int,
             first_reply: bool) -> bool | None:
-        """:meth:`within` from the ticket's :meth:`instants`: its breach instants are
-        ``reach(opened, target + 1)``, the same bound."""
+        """Whether a first reply / resolution at ``at`` met its target (None: no target),
+        from the ticket's :meth:`instants`: elapsed(opened, at) <= target  <=>
+        at < reach(opened, target + 1), its breach instant."""
         if policy == NO_POLICY:
             return None
         p = self.policies[policy]
