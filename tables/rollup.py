@@ -60,6 +60,13 @@ def _fold(dst: CellAggs, src: CellAggs, op: Callable[[A.Agg, A.Agg], None]) -> N
         op(tgt, agg)
 
 
+def _changed(old: CellAggs, new: CellAggs) -> tuple[CellAggs, CellAggs]:
+    """The cells of ``old`` and ``new`` that differ (a cell missing on one side counts)."""
+    gone = {k: agg for k, agg in old.items() if new.get(k) != agg}
+    came = {k: agg for k, agg in new.items() if old.get(k) != agg}
+    return gone, came
+
+
 class Rollup:
     def __init__(self, cfg: Config) -> None:
         self.cfg = cfg
@@ -100,15 +107,22 @@ class Rollup:
         windows move by the difference, so a value seen twice counts once."""
         parts = self.minutes.get(minute)
         old = parts.pop(partition, None) if parts is not None else None
-        if old:
-            self._to_running(minute, old, A.subtract)
         if cells is not None and (self.at is None or minute > self.at - self.cfg.largest_window):
             if parts is None:
                 parts = self.minutes[minute] = {}
             parts[partition] = cells
+            if old:
+                # A partition rewrites its current minute after every batch, and a batch
+                # touches a few of its cells: only those move the windows.
+                old, cells = _changed(old, cells)
+                if old:
+                    self._to_running(minute, old, A.subtract)
             self._to_running(minute, cells, A.merge)
-        elif parts is not None and not parts:
-            del self.minutes[minute]
+        else:
+            if old:
+                self._to_running(minute, old, A.subtract)
+            if parts is not None and not parts:
+                del self.minutes[minute]
 
     def _to_running(self, minute: int, cells: CellAggs, op: Callable[[A.Agg, A.Agg], None]) -> None:
         at = self.at

@@ -229,3 +229,49 @@ def test_window_minutes_and_late_cells() -> None:
     w = r.windows((M0 + 2) * MINUTE_US)  # M0+1, M0+2 enter; M0-9, M0-8 leave the 10m
     assert {n: w[n]["all"][A.OFFERED] for n in w} == {"2m": 2, "5m": 5, "10m": 10}
     assert w["10m"]["queue:q1"][A.OFFERED] == 10
+
+
+replace_steps = st.lists(
+    st.tuples(st.sampled_from([0, 0, 1, 2, 12]),  # minutes the clock moves
+              st.integers(0, 1),  # partition
+              st.integers(-2, 0),  # the rewritten minute, from the clock's
+              # (cell, which spec it now holds; None: the cell is gone)
+              st.lists(st.tuples(st.integers(0, len(KEYS) - 1),
+                                 st.none() | st.integers(0, 5)), max_size=4),
+              st.sampled_from([False, False, False, True])),  # a tombstone instead
+    min_size=1, max_size=25,
+)
+
+
+@SETTINGS
+@given(replace_steps, st.lists(cell_specs, min_size=1, max_size=6))
+def test_replaced_minutes_equal_a_fresh_rollup(plan: list[Any], specs: list[CellSpec]) -> None:
+    """The view's path: a partition rewrites whole minutes (absolute cells), most of them
+    unchanged from its previous write; only the changed cells move the windows, and the
+    result equals a roll-up built afresh from the last write of every (partition, minute)."""
+    inc = Rollup(CFG)
+    last: dict[tuple[int, int], dict[CellKey, CellSpec]] = {}
+    minute = M0
+    inc.windows(minute * MINUTE_US)
+    for advance, part, rel, edits, drop in plan:
+        minute += advance
+        target = minute + rel
+        if drop:
+            last.pop((part, target), None)
+            inc.replace(part, target, None)
+        else:
+            cells = dict(last.get((part, target), {}))
+            for key_i, spec_i in edits:
+                if spec_i is None:
+                    cells.pop(KEYS[key_i], None)
+                else:
+                    cells[KEYS[key_i]] = specs[spec_i % len(specs)]
+            last[(part, target)] = cells
+            inc.replace(part, target, {k: agg_of(s) for k, s in cells.items()})
+        inc.windows(minute * MINUTE_US + 30_000_000)
+    clock = minute * MINUTE_US + 30_000_000
+    fresh = Rollup(CFG)
+    for (part, target), cells in last.items():
+        if target > minute - CFG.largest_window:
+            fresh.replace(part, target, {k: agg_of(s) for k, s in cells.items()})
+    assert view(inc, clock) == view(fresh, clock)
