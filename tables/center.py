@@ -15,7 +15,7 @@ the same :func:`build_snapshot`.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Final
 
 from tables import changelog as C
 from tables import snapshot
@@ -29,6 +29,9 @@ from tables.state import Config
 from tables.ticketcsat import ProductCsat
 from tables.windows import MINUTE_US
 
+#: minutes per partition whose last write is kept to decode the next one by difference
+RECENT_MINUTES: Final = 2
+
 
 class Center:
     def __init__(self, cfg: Config) -> None:
@@ -40,6 +43,9 @@ class Center:
         self.summaries: dict[int, C.Summary] = {}
         #: scopes folded into <kind>:other by the caps, at the last snapshot
         self.folded: dict[str, int] = {}
+        #: partition -> minute -> its last write's entries, for the newest minutes only
+        #: (those a partition rewrites after every batch)
+        self._entries: dict[int, dict[int, dict[Any, list[Any]]]] = {}
 
     def apply(self, key: bytes, value: bytes | None) -> None:
         """One partials record (None: a tombstone)."""
@@ -50,8 +56,7 @@ class Center:
             else:
                 self.summaries[p] = C.decode_summary(value)
         elif what == C.CELLS:
-            cells = C.decode_minute(value)[0] if value is not None else None
-            self.rollup.replace(p, minute, cells)
+            self._cells(p, minute, value)
         elif what == C.OFFERS:
             self.repeats.replace(p, minute, C.decode_offers(value) if value else None)
             sync_repeats(self.repeats, self.rollup)
@@ -61,6 +66,18 @@ class Center:
             self.csat.replace_refs(p, minute, C.decode_list(value) if value else None)
         elif what == C.PRODUCTS:
             self.csat.replace_products(p, minute, C.decode_list(value) if value else None)
+
+    def _cells(self, p: int, minute: int, value: bytes | None) -> None:
+        recent = self._entries.setdefault(p, {})
+        if value is None:
+            recent.pop(minute, None)
+            self.rollup.replace(p, minute, None)
+            return
+        stored = self.rollup.minutes.get(minute, {}).get(p)
+        cells, recent[minute] = C.decode_minute_since(value, recent.get(minute), stored)
+        if len(recent) > RECENT_MINUTES:
+            del recent[min(recent)]
+        self.rollup.replace(p, minute, cells)
 
     def snapshot(self, clock_us: int) -> dict[str, Any]:
         rejected: dict[str, int] = {}

@@ -73,14 +73,42 @@ def key(*parts: object) -> bytes:
 
 # --- values -----------------------------------------------------------------------------------
 def encode_minute(cells: MinuteCells, o: Offsets) -> bytes:
-    return orjson.dumps(
-        {"o": o, "c": [[q, ch, a, p, A.to_wire(agg)] for (q, ch, a, p), agg in cells.items()]}
-    )
+    return encode_wire({k: wire_cell(k, agg) for k, agg in cells.items()}, o)
+
+
+def wire_cell(key: tuple[str, str, str, str], agg: A.Agg) -> list[Any]:
+    """One cell's entry in an encoded minute."""
+    q, ch, a, p = key
+    return [q, ch, a, p, A.to_wire(agg)]
+
+
+def encode_wire(entries: dict[Any, list[Any]], o: Offsets) -> bytes:
+    """A minute from its cells' entries (:func:`wire_cell`), kept by a writer that
+    re-encodes the same minute after every batch."""
+    return orjson.dumps({"o": o, "c": list(entries.values())})
 
 
 def decode_minute(raw: bytes) -> tuple[MinuteCells, Offsets]:
     data = orjson.loads(raw)
     return {(q, ch, a, p): A.from_wire(w) for q, ch, a, p, w in data["c"]}, data["o"]
+
+
+def decode_minute_since(
+    raw: bytes, before: dict[Any, list[Any]] | None, cells: MinuteCells | None
+) -> tuple[MinuteCells, dict[Any, list[Any]]]:
+    """A minute written again: the cells whose entry equals the one in ``before`` (the
+    previous write's entries, whose decoded cells are ``cells``) are taken from ``cells``,
+    only the others decoded. Also returns this write's entries, for the next time."""
+    entries = {(q, ch, a, p): w for q, ch, a, p, w in orjson.loads(raw)["c"]}
+    out: MinuteCells = {}
+    if before is None or cells is None:
+        for k, w in entries.items():
+            out[k] = A.from_wire(w)
+        return out, entries
+    for k, w in entries.items():
+        old = cells.get(k)
+        out[k] = old if old is not None and before.get(k) == w else A.from_wire(w)
+    return out, entries
 
 
 def encode_counters(rejected: dict[str, int], duplicates: int, o: Offsets) -> bytes:

@@ -95,6 +95,9 @@ class Kpi:
     dashboard: bool = False
     #: position among the columns of the table renderer (``--format table``)
     column: int | None = None
+    #: the value moves with the clock between events (time in states and what is made
+    #: of it, waits): outputs may refresh it at a slower pace than event-driven values
+    ticks: bool = False
 
     def applies(self, scope_kind: str) -> bool:
         return scope_kind in self.scopes
@@ -217,20 +220,20 @@ CATALOGUE: Final[tuple[Kpi, ...]] = (
         _CONTACT, "mean_s(a[A.ABANDON_SUM], a[A.ABANDONED])",
         samples=("contacts_abandoned",), label="Abandon time", fmt="duration", lo=0),
     Kpi("staffed_seconds", SECONDS, "seconds", "time agents were logged in, seconds",
-        _AGENT_TIME, "a[A.STAFFED_US] / US", label="Staffed", fmt="duration", lo=0),
+        _AGENT_TIME, "a[A.STAFFED_US] / US", label="Staffed", fmt="duration", lo=0, ticks=True),
     Kpi("available_seconds", SECONDS, "seconds", "time agents were available, seconds",
-        _AGENT_TIME, "a[A.AVAILABLE_US] / US", label="Available", fmt="duration", lo=0),
+        _AGENT_TIME, "a[A.AVAILABLE_US] / US", label="Available", fmt="duration", lo=0, ticks=True),
     Kpi("busy_seconds", SECONDS, "seconds", "time agents were on a contact, seconds",
-        _AGENT_TIME, "a[A.BUSY_US] / US", label="On contact", fmt="duration", lo=0),
+        _AGENT_TIME, "a[A.BUSY_US] / US", label="On contact", fmt="duration", lo=0, ticks=True),
     Kpi("wrap_up_seconds", SECONDS, "seconds", "time agents were in after-contact work, seconds",
-        _AGENT_TIME, "a[A.WRAP_UP_US] / US", label="Wrap-up", fmt="duration", lo=0),
+        _AGENT_TIME, "a[A.WRAP_UP_US] / US", label="Wrap-up", fmt="duration", lo=0, ticks=True),
     Kpi("paused_seconds", SECONDS, "seconds", "time agents were paused (breaks), seconds",
-        _AGENT_TIME, "a[A.PAUSED_US] / US", label="Paused", fmt="duration", lo=0),
+        _AGENT_TIME, "a[A.PAUSED_US] / US", label="Paused", fmt="duration", lo=0, ticks=True),
     Kpi("occupancy", RATE, "ratio", "(busy + wrap-up) / (available + busy + wrap-up), 0-1",
         _AGENT_TIME,
         "ratio(a[A.BUSY_US] + a[A.WRAP_UP_US],"
         " a[A.AVAILABLE_US] + a[A.BUSY_US] + a[A.WRAP_UP_US])",
-        label="Occupancy", fmt="percent", lo=0, hi=1, dashboard=True),
+        label="Occupancy", fmt="percent", lo=0, hi=1, dashboard=True, ticks=True),
     Kpi("first_reply_sla_rate", RATE, "ratio",
         "first replies within their SLA policy's target / first replies with a target, 0-1",
         _TICKET, "ratio(a[A.FR_SLA_OK], a[A.FR_SLA_N])",
@@ -248,13 +251,13 @@ CATALOGUE: Final[tuple[Kpi, ...]] = (
         label="Repeat rate", fmt="percent", lo=0, hi=1),
     Kpi("cost_per_contact", MEAN, "currency",
         "staffed hours x agent hourly cost / contacts closed (currency units)", _COST, "cost(a, c)",
-        samples=("contacts_answered",), label="Cost per contact", fmt="money", lo=0),
+        samples=("contacts_answered",), label="Cost per contact", fmt="money", lo=0, ticks=True),
     # --- live (the now row) ---------------------------------------------------------------------
     Kpi("contacts_waiting", LIVE, "", "contacts offered and not yet answered or abandoned (now)",
         _LIVE_CONTACT, "a.waiting", row=NOW, label="Waiting", board=0),
     Kpi("longest_wait_seconds", LIVE, "seconds",
         "wait of the oldest waiting contact, seconds (0 when none)", _LIVE_CONTACT,
-        "a.longest_wait", row=NOW, label="Longest wait", fmt="duration", lo=0, board=1),
+        "a.longest_wait", row=NOW, label="Longest wait", fmt="duration", lo=0, board=1, ticks=True),
     Kpi("open_tickets", LIVE, "", "tickets opened or reopened and not resolved (now)",
         _LIVE_TICKET, "a.open_tickets", row=NOW, label="Open tickets"),
     Kpi("agents_logged_in", LIVE, "", "agents logged in (any state but offline), now",
@@ -269,7 +272,7 @@ CATALOGUE: Final[tuple[Kpi, ...]] = (
         "a.agents[4]", row=NOW, label="Paused", board=12),
     Kpi("state_seconds", LIVE, "seconds", "time the agent has been in its current state, seconds",
         frozenset({AGENT}), "a.state_seconds", row=NOW, label="In state",
-        fmt="duration", lo=0),
+        fmt="duration", lo=0, ticks=True),
     Kpi("tickets_sla_breached", LIVE, "", "open tickets past a running SLA target, now",
         _LIVE_TICKET, "a.sla_breached", row=NOW, label="SLA breached", board=13),
     Kpi("tickets_sla_at_risk", LIVE, "",
@@ -281,6 +284,8 @@ _NAMES.update(A=A, US=US, ratio=ratio, mean_s=mean_s, quantile=quantile, cost=co
 BY_NAME: Final[Mapping[str, Kpi]] = {k.name: k for k in CATALOGUE}
 #: names of the bucketed KPIs, in row order
 BUCKETED_NAMES: Final = tuple(k.name for k in CATALOGUE if k.row == BUCKETED)
+#: KPIs whose value moves with the clock between events
+TICKING: Final = frozenset(k.name for k in CATALOGUE if k.ticks)
 #: names of the live KPIs (the now row), in row order
 LIVE_NAMES: Final = tuple(k.name for k in CATALOGUE if k.row == NOW)
 _BUCKETED: Final = tuple(k for k in CATALOGUE if k.row == BUCKETED)

@@ -14,12 +14,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from tables import aggregate as A
 from tables import changelog as C
 from tables.changelog import Offsets
 from tables.clock import Clock
-from tables.entities import DUPLICATE, Cells, Config
+from tables.entities import DUPLICATE, CellKey, Cells, Config
 from tables.schema import INTERNAL_ERROR
 from tables.state import PartitionState
 from tables.windows import MINUTE_US
@@ -75,6 +76,9 @@ class PartitionStore:
         self.checkpoint_keys = st.checkpoint_keys
         self.dirty_minutes: set[int] = set()
         self.dead_minutes: set[int] = set()
+        #: minute -> cell -> its wire entry: a batch re-encodes its minutes whole (absolute
+        #: values), but converts only the cells it touched
+        self.wire: dict[int, dict[CellKey, list[Any]]] = {}
         self.logs_since_checkpoint = 0
         self.touched = False
 
@@ -189,26 +193,37 @@ class PartitionStore:
             store = self.minutes.get(minute)
             if store is None:
                 store = self.minutes[minute] = {}
+            wire = self.wire.get(minute)
             for k, agg in cells.items():
                 tgt = store.get(k)
                 if tgt is None:
-                    store[k] = agg
+                    store[k] = tgt = agg
                 else:
                     A.merge(tgt, agg)
+                if wire is not None:
+                    wire[k] = C.wire_cell(k, tgt)
             self.dirty_minutes.add(minute)
         horizon = clock_us // MINUTE_US - self.cfg.largest_window
         for minute in [m for m in self.minutes if m <= horizon]:
             del self.minutes[minute]
+            self.wire.pop(minute, None)
             self.minute_offsets.pop(minute, None)
             self.dirty_minutes.discard(minute)
             self.dead_minutes.add(minute)
         self.state.expire(clock_us)
 
+    def _wire(self, minute: int) -> dict[CellKey, list[Any]]:
+        wire = self.wire.get(minute)
+        if wire is None:  # restored from the changelog: every cell once
+            cells = self.minutes[minute]
+            wire = self.wire[minute] = {k: C.wire_cell(k, agg) for k, agg in cells.items()}
+        return wire
+
     def partials(self) -> list[Write]:
         """What every worker's view reads of this partition (after :meth:`fold`)."""
         p = self.partition
         out: list[Write] = [
-            (C.partials_key(p, m), C.encode_minute(self.minutes[m], self.processed))
+            (C.partials_key(p, m), C.encode_wire(self._wire(m), self.processed))
             for m in self.dirty_minutes
         ]
         out += [(C.partials_key(p, m), None) for m in self.dead_minutes]
@@ -245,7 +260,7 @@ class PartitionStore:
             # A stored value may include messages beyond ``processed`` (while the
             # batch a crash cut short is re-processed): offsets only ever grow.
             mo = self.minute_offsets[m] = _maxed(self.minute_offsets.get(m), o)
-            out.append((C.key("M", p, m), C.encode_minute(self.minutes[m], mo)))
+            out.append((C.key("M", p, m), C.encode_wire(self._wire(m), mo)))
         out += [(C.key("M", p, m), None) for m in self.dead_minutes]
         self.dirty_minutes, self.dead_minutes = set(), set()
         co = self.counters_offsets = _maxed(self.counters_offsets, o)
