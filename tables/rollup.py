@@ -19,7 +19,10 @@ is read, so a busy minute costs one merge per touched cell, not per scope.
 The per-scope sums are kept too, and a snapshot brings them up to date from the
 cells that changed since the last one (``pending``, one delta per cell), not from
 every running cell: a whole day of an 800-agent center is ~35,000 running cells,
-a second of it a few hundred. Everything is a sum, so the result equals merging
+a second of it a few hundred. The clock's own minute is in every window and is the
+one partitions rewrite after every batch: its changes collect in one delta
+(``fresh``) that goes into each window's sums when they are read or the clock moves,
+not into every window at every rewrite. Everything is a sum, so the result equals merging
 the window's minutes from scratch, which ``tests/test_rollup.py`` checks.
 """
 
@@ -79,6 +82,9 @@ class Rollup:
         self.pending: dict[str, CellAggs] = {w.name: {} for w in cfg.windows}
         #: the clock minute ``running`` is valid for (None: not built yet)
         self.at: int | None = None
+        #: cell -> what changed in the clock minute since ``running`` and ``pending`` last
+        #: took it in (see ``_to_running``)
+        self.fresh: CellAggs = {}
         self._scopes: dict[CellKey, tuple[str, ...]] = {}
 
     # --- feeding --------------------------------------------------------------------------------
@@ -116,17 +122,24 @@ class Rollup:
                 # touches a few of its cells: only those move the windows.
                 old, cells = _changed(old, cells)
                 if old:
-                    self._to_running(minute, old, A.subtract)
-            self._to_running(minute, cells, A.merge)
+                    self._to_running(minute, old, A.subtract, defer=True)
+            self._to_running(minute, cells, A.merge, defer=True)
         else:
             if old:
-                self._to_running(minute, old, A.subtract)
+                self._to_running(minute, old, A.subtract, defer=True)
             if parts is not None and not parts:
                 del self.minutes[minute]
 
-    def _to_running(self, minute: int, cells: CellAggs, op: Callable[[A.Agg, A.Agg], None]) -> None:
+    def _to_running(self, minute: int, cells: CellAggs, op: Callable[[A.Agg, A.Agg], None],
+                    defer: bool = False) -> None:
         at = self.at
         if at is None:
+            return
+        if defer and minute == at:
+            # Every window holds the clock's minute, the one a partition rewrites after
+            # every batch: its changes wait in one delta, folded into each window's sums
+            # when read. (The replay adds a minute once: no use deferring it.)
+            _fold(self.fresh, cells, A.add_delta if op is A.merge else A.subtract)
             return
         for w in self.cfg.windows:
             if w.first(at) <= minute <= at:
@@ -138,6 +151,7 @@ class Rollup:
         """Per-scope aggregates of every window as of ``clock_us``: new dicts, but the
         aggregates are the roll-up's own: copy one before changing it."""
         self._advance(clock_us // MINUTE_US)
+        self._take_fresh()
         out: dict[str, ScopeAggs] = {}
         for name, pending in self.pending.items():
             scopes = self.scoped[name]
@@ -161,6 +175,14 @@ class Rollup:
                     tgt = scopes[scope] = A.initialize()
                 op(tgt, agg)
 
+    def _take_fresh(self) -> None:
+        fresh = self.fresh
+        if fresh:
+            for w in self.cfg.windows:
+                _fold(self.running[w.name], fresh, A.add_delta)
+                _fold(self.pending[w.name], fresh, A.add_delta)
+            self.fresh = {}
+
     def _advance(self, minute: int) -> None:
         at = self.at
         if at == minute:
@@ -168,6 +190,7 @@ class Rollup:
         if at is None or minute < at or minute - at >= self.cfg.largest_window:
             self._rebuild(minute)
             return
+        self._take_fresh()
         for w in self.cfg.windows:
             run = self.running[w.name]
             old_first, new_first = w.first(at), w.first(minute)
@@ -207,6 +230,7 @@ class Rollup:
             self._to_scopes(scopes, acc, A.merge)
             self.scoped[w.name] = scopes
             self.pending[w.name] = {}
+        self.fresh = {}  # the minutes hold it already
         self.at = minute
 
     def expire(self, clock_us: int) -> None:

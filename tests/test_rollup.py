@@ -275,3 +275,21 @@ def test_replaced_minutes_equal_a_fresh_rollup(plan: list[Any], specs: list[Cell
         if target > minute - CFG.largest_window:
             fresh.replace(part, target, {k: agg_of(s) for k, s in cells.items()})
     assert view(inc, clock) == view(fresh, clock)
+
+
+def test_clock_minute_changes_unread_before_a_rebuild_are_not_counted_twice() -> None:
+    # Changes to the clock's minute wait in one delta until the windows are read; a
+    # clock that jumps past every window rebuilds from the minutes, which hold them.
+    r = Rollup(CFG)
+    r.windows(M0 * MINUTE_US)
+    agg = A.initialize()
+    agg[A.OFFERED] = 1
+    r.replace(0, M0, {KEYS[0]: agg})
+    r.expire((M0 + 12) * MINUTE_US)  # no read in between
+    two = A.initialize()
+    two[A.OFFERED] = 2
+    r.replace(0, M0 + 12, {KEYS[0]: two})
+    w = r.windows((M0 + 12) * MINUTE_US + 1)
+    assert {n: w[n]["all"][A.OFFERED] for n in w} == {"2m": 2, "5m": 2, "10m": 2}
+    r.replace(0, M0 + 12, None)
+    assert all(not scopes for scopes in r.windows((M0 + 20) * MINUTE_US).values())
