@@ -128,10 +128,17 @@ class CenterView:
         end = await consumer.end_offsets(tps)
         while True:
             batch = await consumer.getmany(timeout_ms=200)
+            # Every record replaces its key's value whole, so of a key written several
+            # times in one fetch only the last one is applied: a view that fell behind
+            # (a busy loop, a start-up) catches up with fewer decodes, not more.
+            latest: dict[bytes, bytes | None] = {}
             for recs in batch.values():
                 for r in recs:
                     if r.key is not None:
-                        self.apply(r.key, r.value)
+                        latest.pop(r.key, None)
+                        latest[r.key] = r.value
+            for key, value in latest.items():
+                self.apply(key, value)
             if self._down:
                 self._down = False
                 log.warning("partials reader: reading again")
