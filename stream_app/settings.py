@@ -97,7 +97,8 @@ class Settings(BaseSettings):
     stop_timeout: float = 20.0
 
     # --- engine batching ---------------------------------------------------------------
-    batch_max: int = 10000
+    #: a batch closes at this many events; while the worker keeps up, after ``batch_within``
+    batch_max: int = 100_000
     #: seconds before a silent worker's partitions go to the others
     session_timeout: float = 10.0
     batch_within: float = 0.2

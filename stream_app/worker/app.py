@@ -34,12 +34,15 @@ from stream_app.worker import web
 from stream_app.worker.health import Health
 from stream_app.worker.hub import KpiHub
 from stream_app.worker.processor import LiveProcessor, wall_clock_us
-from stream_app.worker.publisher import Publisher
+from stream_app.worker.publisher import BEHIND, Publisher
 from stream_app.worker.transport import Transport
 from stream_app.worker.view import CenterView
 from stream_app.worker.writer import BatchWriter
 from tables import changelog
 from tables.state import Config
+
+#: the most records one fetch hands over (see ``broker_max_poll_records``)
+FETCH_MAX = 10_000
 
 
 class KpiApp(faust.App):
@@ -82,7 +85,9 @@ def create_app(settings: Settings | None = None, limits: TopicLimits | None = No
         web_router_enabled=False,
         web_tables_enabled=False,
         web_application_options={"middlewares": [web.auth_middleware(token)]},
-        broker_max_poll_records=settings.batch_max,
+        # A fetch is absorbed without yielding the event loop: at most FETCH_MAX records,
+        # whatever the batch size (a batch of a worker catching up spans many fetches).
+        broker_max_poll_records=min(settings.batch_max, FETCH_MAX),
         consumer_auto_offset_reset="earliest",
         # A SIGKILLed worker's partitions move on after this, not after faust's 60 s.
         broker_session_timeout=settings.session_timeout,
@@ -174,6 +179,8 @@ def create_app(settings: Settings | None = None, limits: TopicLimits | None = No
         set(settings.input_topics.values()),
         loaded=health.loaded,
     )
+
+    hub.behind = lambda: sum(publisher.lag().values()) > BEHIND
 
     from agents import kpi as kpi_agents
 
