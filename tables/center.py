@@ -17,10 +17,12 @@ from __future__ import annotations
 
 from typing import Any, Final
 
+from tables import aggregate as A
 from tables import changelog as C
 from tables import snapshot
 from tables.agents import overlay
 from tables.live import CenterLive, PartLive
+from tables.own import OwnWrites
 from tables.repeats import REPEAT_PARTITION, RepeatIndex
 from tables.report import interval_rows
 from tables.rollup import Rollup
@@ -46,6 +48,8 @@ class Center:
         #: partition -> minute -> its last write's entries, for the newest minutes only
         #: (those a partition rewrites after every batch)
         self._entries: dict[int, dict[int, dict[Any, list[Any]]]] = {}
+        #: the minutes this process's own writer sent (see tables.own)
+        self.own = OwnWrites()
 
     def apply(self, key: bytes, value: bytes | None) -> None:
         """One partials record (None: a tombstone)."""
@@ -70,11 +74,22 @@ class Center:
     def _cells(self, p: int, minute: int, value: bytes | None) -> None:
         recent = self._entries.setdefault(p, {})
         if value is None:
+            self.own.read((p, minute), None)
             recent.pop(minute, None)
             self.rollup.replace(p, minute, None)
             return
         stored = self.rollup.minutes.get(minute, {}).get(p)
-        cells, recent[minute] = C.decode_minute_since(value, recent.get(minute), stored)
+        changes = self.own.read((p, minute), value)
+        if changes is not None and stored is not None:
+            # this worker's own write, following the one the view holds: its changed cells
+            cells = dict(stored)
+            for k, entry in changes.items():
+                cells[k] = A.from_wire(entry[4])
+            before = recent.get(minute)
+            if before is not None:
+                before.update(changes)
+        else:
+            cells, recent[minute] = C.decode_minute_since(value, recent.get(minute), stored)
         if len(recent) > RECENT_MINUTES:
             del recent[min(recent)]
         self.rollup.replace(p, minute, cells)
@@ -91,6 +106,7 @@ class Center:
             self.sla, rejected, duplicates, self.folded,
         )
         self.rollup.expire(clock_us)
+        self.own.expire(clock_us // MINUTE_US - self.cfg.largest_window)
         self.csat.expire((clock_us - self.cfg.retention_us) // MINUTE_US)
         self.repeats.expire(clock_us - self.cfg.retention_us - self.cfg.defs.repeat_window_us)
         sync_repeats(self.repeats, self.rollup)

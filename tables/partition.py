@@ -79,6 +79,11 @@ class PartitionStore:
         #: minute -> cell -> its wire entry: a batch re-encodes its minutes whole (absolute
         #: values), but converts only the cells it touched
         self.wire: dict[int, dict[CellKey, list[Any]]] = {}
+        #: minute -> the entries changed since its last partials record (None: rebuilt)
+        self.changes: dict[int, dict[CellKey, list[Any]] | None] = {}
+        #: (partition, minute), value, changes of the partials records of the last batch,
+        #: for this process's own view (tables.own)
+        self.hints: list[tuple[tuple[int, int], bytes, dict[CellKey, list[Any]] | None]] = []
         self.logs_since_checkpoint = 0
         self.touched = False
 
@@ -194,19 +199,24 @@ class PartitionStore:
             if store is None:
                 store = self.minutes[minute] = {}
             wire = self.wire.get(minute)
+            changed = self.changes.get(minute, {}) if wire is not None else None
             for k, agg in cells.items():
                 tgt = store.get(k)
                 if tgt is None:
                     store[k] = tgt = agg
                 else:
                     A.merge(tgt, agg)
-                if wire is not None:
+                if wire is not None and changed is not None:
+                    wire[k] = changed[k] = C.wire_cell(k, tgt)
+                elif wire is not None:
                     wire[k] = C.wire_cell(k, tgt)
+            self.changes[minute] = changed
             self.dirty_minutes.add(minute)
         horizon = clock_us // MINUTE_US - self.cfg.largest_window
         for minute in [m for m in self.minutes if m <= horizon]:
             del self.minutes[minute]
             self.wire.pop(minute, None)
+            self.changes.pop(minute, None)
             self.minute_offsets.pop(minute, None)
             self.dirty_minutes.discard(minute)
             self.dead_minutes.add(minute)
@@ -222,10 +232,12 @@ class PartitionStore:
     def partials(self) -> list[Write]:
         """What every worker's view reads of this partition (after :meth:`fold`)."""
         p = self.partition
-        out: list[Write] = [
-            (C.partials_key(p, m), C.encode_wire(self._wire(m), self.processed))
-            for m in self.dirty_minutes
-        ]
+        out: list[Write] = []
+        self.hints = []
+        for m in self.dirty_minutes:
+            cells = C.encode_wire(self._wire(m), self.processed)
+            out.append((C.partials_key(p, m), cells))
+            self.hints.append(((p, m), cells, self.changes.pop(m, None)))
         out += [(C.partials_key(p, m), None) for m in self.dead_minutes]
         offers = self.state.contacts.offers
         for m in self.state.contacts.take_offer_minutes():

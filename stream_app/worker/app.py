@@ -151,6 +151,7 @@ def create_app(settings: Settings | None = None, limits: TopicLimits | None = No
     )
     hub = app.kpi = KpiHub(settings, table, processor, writer, clock)
     view = CenterView(cfg, client_kwargs(settings), partials, health)
+    processor.on_partials = view.center.own.expect
     alerts = AlertService(
         rules,
         topic=settings.alerts_topic,

@@ -27,8 +27,9 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from tables.clock import WallClock
 from tables.partition import FeedStats, PartitionStore, Write
@@ -73,6 +74,9 @@ class LiveProcessor:
         self.checkpoint_every = checkpoint_every
         #: a dead letter's value is cut to this many bytes (the topic's limit, less headroom)
         self.dead_letter_max_bytes = dead_letter_max_bytes
+        #: told of every minute record before it is sent, with the cells it changed: this
+        #: process's view then need not decode it whole (tables.own)
+        self.on_partials: Callable[[tuple[int, int], bytes, Any], None] | None = None
         self._internal_logged: set[str] = set()
         self.clock = WallClock(cfg.retention_us, cfg.skew_us)
         self.stores: dict[int, PartitionStore] = {}
@@ -177,6 +181,10 @@ class LiveProcessor:
         plan.first, self.dead_letters = self.dead_letters, []
         for store in touched:
             plan.first += self._msgs(self.partials_topic, store.partials(), None)
+            if self.on_partials is not None:
+                for key, value, changes in store.hints:
+                    self.on_partials(key, value, changes)
+            store.hints = []
         # 2. the changelog, in the order M, R, L, A (see tables.changelog).
         for store in touched:
             p = store.partition
