@@ -88,11 +88,17 @@ class Center:
             before = recent.get(minute)
             if before is not None:
                 before.update(changes)
-        else:
-            cells, recent[minute] = C.decode_minute_since(value, recent.get(minute), stored)
+            self._trim(recent)
+            self.rollup.replace(p, minute, cells, only=changes)
+            return
+        cells, recent[minute] = C.decode_minute_since(value, recent.get(minute), stored)
+        self._trim(recent)
+        self.rollup.replace(p, minute, cells)
+
+    @staticmethod
+    def _trim(recent: dict[int, Any]) -> None:
         if len(recent) > RECENT_MINUTES:
             del recent[min(recent)]
-        self.rollup.replace(p, minute, cells)
 
     def snapshot(self, clock_us: int) -> dict[str, Any]:
         rejected: dict[str, int] = {}

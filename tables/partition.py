@@ -16,6 +16,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+
 from tables import aggregate as A
 from tables import changelog as C
 from tables.changelog import Offsets
@@ -81,6 +83,8 @@ class PartitionStore:
         self.wire: dict[int, dict[CellKey, list[Any]]] = {}
         #: minute -> the entries changed since its last partials record (None: rebuilt)
         self.changes: dict[int, dict[CellKey, list[Any]] | None] = {}
+        #: minute -> its encoded entries, from the batch's partials to its changelog
+        self._cells_json: dict[int, bytes] = {}
         #: (partition, minute), value, changes of the partials records of the last batch,
         #: for this process's own view (tables.own)
         self.hints: list[tuple[tuple[int, int], bytes, dict[CellKey, list[Any]] | None]] = []
@@ -234,8 +238,10 @@ class PartitionStore:
         p = self.partition
         out: list[Write] = []
         self.hints = []
+        self._cells_json = {}
         for m in self.dirty_minutes:
-            cells = C.encode_wire(self._wire(m), self.processed)
+            cells_json = self._cells_json[m] = orjson.dumps(list(self._wire(m).values()))
+            cells = C.encode_cells_json(cells_json, self.processed)
             out.append((C.partials_key(p, m), cells))
             self.hints.append(((p, m), cells, self.changes.pop(m, None)))
         out += [(C.partials_key(p, m), None) for m in self.dead_minutes]
@@ -272,9 +278,13 @@ class PartitionStore:
             # A stored value may include messages beyond ``processed`` (while the
             # batch a crash cut short is re-processed): offsets only ever grow.
             mo = self.minute_offsets[m] = _maxed(self.minute_offsets.get(m), o)
-            out.append((C.key("M", p, m), C.encode_wire(self._wire(m), mo)))
+            cells_json = self._cells_json.get(m)
+            value = (C.encode_wire(self._wire(m), mo) if cells_json is None
+                     else C.encode_cells_json(cells_json, mo))
+            out.append((C.key("M", p, m), value))
         out += [(C.key("M", p, m), None) for m in self.dead_minutes]
         self.dirty_minutes, self.dead_minutes = set(), set()
+        self._cells_json = {}
         co = self.counters_offsets = _maxed(self.counters_offsets, o)
         out.append(
             (C.key("R", p), C.encode_counters(self.state.rejected, self.state.duplicates, co))

@@ -108,9 +108,11 @@ class Rollup:
             _fold(store, per_cell, op)
             self._to_running(minute, per_cell, op)
 
-    def replace(self, partition: int, minute: int, cells: CellAggs | None) -> None:
+    def replace(self, partition: int, minute: int, cells: CellAggs | None,
+                only: Iterable[CellKey] | None = None) -> None:
         """A partition's absolute cells of one minute (None: gone). The running
-        windows move by the difference, so a value seen twice counts once."""
+        windows move by the difference, so a value seen twice counts once. ``only``: the
+        cells that may differ from the ones held (the caller knows; the rest are equal)."""
         parts = self.minutes.get(minute)
         old = parts.pop(partition, None) if parts is not None else None
         if cells is not None and (self.at is None or minute > self.at - self.cfg.largest_window):
@@ -120,7 +122,12 @@ class Rollup:
             if old:
                 # A partition rewrites its current minute after every batch, and a batch
                 # touches a few of its cells: only those move the windows.
-                old, cells = _changed(old, cells)
+                if only is None:
+                    old, cells = _changed(old, cells)
+                else:
+                    keys = list(only)
+                    old = {k: old[k] for k in keys if k in old}
+                    cells = {k: cells[k] for k in keys}
                 if old:
                     self._to_running(minute, old, A.subtract, defer=True)
             self._to_running(minute, cells, A.merge, defer=True)
