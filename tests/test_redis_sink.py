@@ -110,3 +110,33 @@ def test_ticking_fields_wait_for_the_tick_and_events_go_out_at_once(redis_url: s
             client.delete(k)
         pubsub.close()
         client.close()
+
+
+def test_a_redis_refusing_the_update_script_is_written_command_by_command(
+    redis_url: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+) -> None:
+    from stream_app.outputs import redis_sink
+
+    monkeypatch.setattr(redis_sink, "UPDATE_SCRIPT", "return redis.error_reply('ERR refused')")
+    prefix = f"t{uuid.uuid4().hex[:8]}:"
+    client = redis.Redis.from_url(redis_url)
+    clock = Clock()
+    sink = RedisSink(redis_url, prefix, 3600, monotonic=clock)
+    try:
+        s2 = snap("T2", agent_row(2, 11.0))
+
+        async def run() -> None:
+            assert await sink.publish(snap("T1", agent_row(1, 10.0)))
+            clock.t += 1.0
+            assert await sink.publish(s2)
+            await sink.close()
+
+        with caplog.at_level("WARNING"):
+            asyncio.run(run())
+        got = {a.decode(): b.decode() for a, b in client.hgetall(f"{prefix}15m:agent:a1").items()}
+        assert got == row_hash(s2["rows"][0], "T2")
+        assert sum("refused the update script" in r.getMessage() for r in caplog.records) == 1
+    finally:
+        for k in client.scan_iter(f"{prefix}*"):
+            client.delete(k)
+        client.close()
