@@ -164,9 +164,11 @@ class Deployment:
         return asyncio.run(run())
 
     def caught_up_status(self, status: dict[str, Any], ends: dict[tuple[str, int], int]) -> bool:
+        """The view includes every input message up to ``ends``, and has read every
+        partials record written so far (a summary may arrive before its batch's minutes)."""
         view = status["view_offsets"]
         family = {t: f for f, t in self.topics.items()}
-        return all(
+        return not status.get("view_unread") and all(
             end == 0 or view.get(str(p), {}).get(family[t], -1) >= end - 1
             for (t, p), end in ends.items()
         )

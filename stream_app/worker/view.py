@@ -41,6 +41,11 @@ class CenterView:
         self.ready = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._consumer: AIOKafkaConsumer | None = None
+        #: partials records not read yet, as of the last fetch (None: not known). The
+        #: summaries give the input offsets the view includes, but a summary may be read
+        #: before the minute records of its batch (other partials partitions, larger
+        #: records): only with nothing left to read does the view hold all it says.
+        self.unread: int | None = None
 
     def snapshot(self, clock_us: int) -> dict[str, Any]:
         return self.center.snapshot(clock_us)
@@ -139,6 +144,7 @@ class CenterView:
                         latest[r.key] = r.value
             for key, value in latest.items():
                 self.apply(key, value)
+            self.unread = await _unread(consumer, tps)
             if self._down:
                 self._down = False
                 log.warning("partials reader: reading again")
@@ -148,3 +154,14 @@ class CenterView:
                 pos = {tp: await consumer.position(tp) for tp in tps}
                 if all(pos[tp] >= end[tp] for tp in tps):
                     self.ready.set()
+
+
+async def _unread(consumer: AIOKafkaConsumer, tps: list[TopicPartition]) -> int | None:
+    """Records between the view's position and the high-water marks its fetches saw."""
+    total = 0
+    for tp in tps:
+        end = consumer.highwater(tp)
+        if end is None:
+            return None
+        total += max(0, end - await consumer.position(tp))
+    return total

@@ -188,6 +188,7 @@ def register(
             {
                 "view_ready": view.ready.is_set(),
                 "view_offsets": view.offsets(),
+                "view_unread": view.unread,
                 "owned_partitions": sorted(processor.stores),
                 "events": processor.events,
                 "last_publish": publisher.last_publish,
