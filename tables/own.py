@@ -80,6 +80,3 @@ class OwnWrites:
         for d in (self._sent, self._seq, self._applied):
             for key in [k for k in d if k[1] < minute]:
                 del d[key]
-
-    def pending(self) -> int:
-        return sum(len(q) for q in self._sent.values())

@@ -210,10 +210,10 @@ class PartitionStore:
                     store[k] = tgt = agg
                 else:
                     A.merge(tgt, agg)
-                if wire is not None and changed is not None:
-                    wire[k] = changed[k] = C.wire_cell(k, tgt)
-                elif wire is not None:
-                    wire[k] = C.wire_cell(k, tgt)
+                if wire is not None:
+                    entry = wire[k] = C.wire_cell(k, tgt)
+                    if changed is not None:
+                        changed[k] = entry
             self.changes[minute] = changed
             self.dirty_minutes.add(minute)
         horizon = clock_us // MINUTE_US - self.cfg.largest_window

@@ -184,7 +184,6 @@ class LiveProcessor:
             if self.on_partials is not None:
                 for key, value, changes in store.hints:
                     self.on_partials(key, value, changes)
-            store.hints = []
         # 2. the changelog, in the order M, R, L, A (see tables.changelog).
         for store in touched:
             p = store.partition
