@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import msgspec
 import pytest
@@ -378,7 +379,9 @@ _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
         timezones=st.sampled_from(
             [dt.UTC, dt.timezone(dt.timedelta(hours=5, minutes=30)),
              dt.timezone(dt.timedelta(hours=-11, minutes=-45)),
-             dt.timezone(dt.timedelta(seconds=-1))]
+             dt.timezone(dt.timedelta(seconds=-1)),
+             # UTC by another object than dt.UTC, and a zone with DST: the slow branch
+             dt.timezone(dt.timedelta(0)), ZoneInfo("Europe/Madrid")]
         ),
     )
 )

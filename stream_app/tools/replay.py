@@ -6,7 +6,7 @@ import gc
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import orjson
 import typer
@@ -106,9 +106,21 @@ def replay_paths(
     return rep
 
 
+def replay_snapshot(
+    paths: list[str], at: str | None = None, definitions: str | None = None,
+) -> dict[str, Any]:
+    """The snapshot of a replay of ``paths``: what ``kpi-stream replay`` prints.
+
+    The collector stays paused through the snapshot too: it allocates a few hundred
+    thousand aggregates beside the millions of the state, and the first collection
+    after the pause would walk all of them (~40 % of the snapshot's time)."""
+    with gc_paused():
+        return replay_paths(paths, at, definitions=definitions).snapshot()
+
+
 def run_replay(paths: list[str], at: str | None, fmt: str, definitions: str | None = None) -> None:
     try:
-        snap = replay_paths(paths, at, definitions=definitions).snapshot()
+        snap = replay_snapshot(paths, at, definitions)
     except OSError as exc:
         raise typer.BadParameter(f"cannot read {exc.filename}: {exc.strerror}") from exc
     if fmt == "json":

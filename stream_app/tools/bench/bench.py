@@ -29,7 +29,13 @@ from rich.console import Console
 import tables
 from stream_app.settings import get_settings
 from stream_app.tools.deployment import Deployment
-from stream_app.tools.replay import gc_paused, iter_chunks, iter_lines, replay_paths
+from stream_app.tools.replay import (
+    gc_paused,
+    iter_chunks,
+    iter_lines,
+    replay_paths,
+    replay_snapshot,
+)
 from stream_app.tools.simulator.run import generate_events
 from tables.engine import Replayer, floor
 from tables.state import Config
@@ -253,8 +259,7 @@ def replay_speed(path: Path, definitions: Path | None = None) -> dict[str, Any]:
                     n += 1
         best_bare = max(best_bare, n / (time.perf_counter() - t))
         t = time.perf_counter()
-        replay_paths([str(path)], definitions=str(definitions) if definitions else None
-                     ).snapshot()
+        replay_snapshot([str(path)], definitions=str(definitions) if definitions else None)
         best_rep = max(best_rep, n / (time.perf_counter() - t))
         seen: dict[str, int] = {}
         t = time.perf_counter()
