@@ -65,3 +65,23 @@ def test_survivors_are_frozen_on_schedule_and_a_frozen_cycle_waits_for_the_full_
     assert policy.full_collections == 1
     assert late() is None
     assert gc.get_freeze_count() >= len(keep)
+
+
+def test_installed_policy_leaves_full_collections_to_its_schedule(clean_gc: None) -> None:
+    policy = GcPolicy(freeze_seconds=1.0, full_seconds=60.0, clock=lambda: 0.0)
+    old = policy.install()
+    try:
+        assert gc.get_threshold()[:2] == old[:2]  # young collections as before
+        fulls = gc.get_stats()[2]["collections"]
+        young = gc.get_stats()[0]["collections"]
+        # Many young collections promoting survivors (what a catching-up batch does):
+        # under the default thresholds this starts full collections, now none.
+        keep = [[Node() for _ in range(100)] for _ in range(3000)]
+        assert gc.get_stats()[0]["collections"] > young + 100
+        assert gc.get_stats()[2]["collections"] == fulls
+        del keep
+    finally:
+        gc.set_threshold(*old)
+    control = [[Node() for _ in range(100)] for _ in range(3000)]
+    assert gc.get_stats()[2]["collections"] > fulls  # the control: the defaults do collect
+    del control

@@ -206,6 +206,7 @@ def create_app(settings: Settings | None = None, limits: TopicLimits | None = No
 
     @app.task
     async def _start_view() -> None:
+        hub.gc.install()  # the worker process's collector: full collections on schedule only
         await view.start()
 
     @app.timer(interval=settings.publish_interval)
