@@ -224,18 +224,27 @@ class Rollup:
 
     def _rebuild(self, minute: int) -> None:
         # Newest minute first, one running sum, copied out as each window is complete:
-        # every cell is merged once however many windows cover it.
+        # every cell is merged once however many windows cover it. The scope sums grow
+        # the same way, from each window's new minutes only: windows that cover the same
+        # minutes (1 h, today and 24 h early in the day) share one roll-up to scopes.
         ordered = sorted(self.cfg.windows, key=lambda w: -w.first(minute))
         acc: CellAggs = {}
+        scoped: ScopeAggs = {}
         done = minute + 1  # minutes >= done are in acc
         for w in ordered:
             first = w.first(minute)
-            self._apply(acc, range(first, done), A.merge)
-            done = min(done, first)
+            if first < done:
+                seg: CellAggs = {}
+                self._apply(seg, range(first, done), A.merge)
+                done = first
+                if seg:
+                    self._to_scopes(scoped, seg, A.merge)
+                    if acc:
+                        _fold(acc, seg, A.merge)
+                    else:
+                        acc = seg
             self.running[w.name] = {k: A.copy(v) for k, v in acc.items()}
-            scopes: ScopeAggs = {}
-            self._to_scopes(scopes, acc, A.merge)
-            self.scoped[w.name] = scopes
+            self.scoped[w.name] = {k: A.copy(v) for k, v in scoped.items()}
             self.pending[w.name] = {}
         self.fresh = {}  # the minutes hold it already
         self.at = minute
