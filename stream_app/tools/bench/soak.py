@@ -268,9 +268,11 @@ def run_soak(dep: Deployment, seconds: float, rate: float, work: Path,
     finally:
         dep.stop_all()  # the workers outlived the run before: a busy machine for the next
     day = dt.date.today().isoformat()
+    # stamped to the minute like the results file: a second soak the same day keeps the first
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H%MZ")
     out_dir.mkdir(parents=True, exist_ok=True)
-    plot(result, out_dir / f"soak-{day}.png")
-    (out_dir / f"soak-{day}.md").write_text(
+    plot(result, out_dir / f"soak-{stamp}.png")
+    (out_dir / f"soak-{stamp}.md").write_text(
         f"# Soak {day}: {rate:.0f} events/s for {seconds / 60:.0f} min\n\n"
         f"faults: {', '.join(f'{n} at {t / 60:.1f} min' for t, n in result['faults'])}\n\n"
         f"equals replay: {result['equals_replay']}\n\n" + table(result))
